@@ -1,0 +1,581 @@
+//! Korean text analysis for odqa: ko-dic morphology through lindera, the
+//! part-of-speech stop-tag filter, normalization, and the tantivy tokenizer
+//! that the index and the query side share.
+//!
+//! This crate owns how text becomes search terms, and nothing else: it does
+//! not read corpora, build indexes or score anything. Index and query side
+//! must analyze identically, so both get their analyzer from an
+//! [`AnalyzerConfig`] that the index records in its manifest.
+//!
+//! Offsets reported here are byte offsets into the caller's original text
+//! (normalization is applied per character and mapped back), so they are
+//! safe for highlighting; answer spans must never be derived from them.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lindera::dictionary::{load_dictionary, load_fs_dictionary};
+use lindera::mode::Mode;
+use lindera::segmenter::Segmenter;
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+/// Name under which [`KoreanAnalyzer::tokenizer`] is registered in tantivy.
+pub const TOKENIZER_NAME: &str = "odqa_ko";
+
+/// Environment variable naming a ko-dic directory to load at run time.
+pub const KO_DIC_ENV: &str = "ODQA_KO_DIC";
+
+/// Part-of-speech tags (mecab-ko-dic tag set) that do not become terms, in
+/// the spirit of Elasticsearch nori's default stop tags. A trailing `*`
+/// matches every tag with that prefix. Compound tags (`VV+EP`) are judged by
+/// their first tag.
+pub const DEFAULT_STOP_TAGS: &[&str] = &[
+    "J*",  // particles (조사)
+    "E*",  // endings (어미)
+    "SF",  // sentence-final punctuation
+    "SE",  // ellipsis
+    "SSO", // opening brackets
+    "SSC", // closing brackets
+    "SC",  // separators
+    "SY",  // other symbols
+    "VCP", // copula 이다
+    "VCN", // negative copula 아니다
+    "XPN", // noun prefix
+    "XSN", // noun suffix
+    "XSV", // verb suffix (공부+하다)
+    "XSA", // adjective suffix
+    "IC",  // interjections
+    "MAJ", // conjunctive adverbs
+    "MM",  // determiners
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("cannot load ko-dic from {location}: {message}")]
+    Dictionary { location: String, message: String },
+    #[error("this odqa was built without an embedded ko-dic; pass --ko-dic DIR or set {KO_DIC_ENV} to a lindera ko-dic directory")]
+    NoEmbeddedDictionary,
+    #[error("morphological analysis failed: {0}")]
+    Segment(String),
+    #[error("invalid stop tag {tag:?}: tags are upper-case letters, optionally ending in '*'")]
+    InvalidStopTag { tag: String },
+}
+
+/// Which tokenization the analyzer applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalyzerKind {
+    /// ko-dic morphemes, filtered by stop tags.
+    Morphological,
+    /// Whitespace-separated words with edge punctuation trimmed: the
+    /// no-morphology floor that benchmarks compare against.
+    Whitespace,
+}
+
+/// Everything that decides which terms a text yields; recorded in an index's
+/// manifest so queries are analyzed exactly as the documents were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalyzerConfig {
+    pub kind: AnalyzerKind,
+    pub stop_tags: Vec<String>,
+    /// Index inflected predicates by their stem (태어났 → 태어나), so that
+    /// 태어난 in a question meets 태어났다 in a passage.
+    pub stem_inflections: bool,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        AnalyzerConfig {
+            kind: AnalyzerKind::Morphological,
+            stop_tags: DEFAULT_STOP_TAGS.iter().map(|t| t.to_string()).collect(),
+            stem_inflections: true,
+        }
+    }
+}
+
+impl AnalyzerConfig {
+    pub fn whitespace() -> Self {
+        AnalyzerConfig {
+            kind: AnalyzerKind::Whitespace,
+            stop_tags: Vec::new(),
+            stem_inflections: false,
+        }
+    }
+}
+
+/// Where the ko-dic dictionary comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DictionarySource {
+    /// Compiled into the binary (`embed-ko-dic` feature).
+    Embedded,
+    /// A lindera ko-dic directory, memory-mapped at run time.
+    Directory(PathBuf),
+}
+
+impl DictionarySource {
+    /// An explicit directory wins, then [`KO_DIC_ENV`], then the embedded
+    /// dictionary.
+    pub fn resolve(explicit: Option<&Path>) -> Self {
+        if let Some(dir) = explicit {
+            return DictionarySource::Directory(dir.to_path_buf());
+        }
+        match std::env::var_os(KO_DIC_ENV) {
+            Some(dir) if !dir.is_empty() => DictionarySource::Directory(PathBuf::from(dir)),
+            _ => DictionarySource::Embedded,
+        }
+    }
+}
+
+/// One unit of the analyzed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Morpheme {
+    /// The text as written (after per-character NFKC).
+    pub surface: String,
+    /// Part-of-speech tag (`NNP`, `VV+EP`, …); `WS` for whitespace words.
+    pub tag: String,
+    /// Byte range in the original text.
+    pub byte_start: usize,
+    pub byte_end: usize,
+    /// The search term this morpheme yields, `None` when a stop tag drops it.
+    pub term: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct StopTags {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl StopTags {
+    fn parse(tags: &[String]) -> Result<Self, AnalysisError> {
+        let mut exact = Vec::new();
+        let mut prefixes = Vec::new();
+        for tag in tags {
+            let (body, is_prefix) = match tag.strip_suffix('*') {
+                Some(body) => (body, true),
+                None => (tag.as_str(), false),
+            };
+            if body.is_empty() || !body.chars().all(|c| c.is_ascii_uppercase()) {
+                return Err(AnalysisError::InvalidStopTag { tag: tag.clone() });
+            }
+            if is_prefix {
+                prefixes.push(body.to_string());
+            } else {
+                exact.push(body.to_string());
+            }
+        }
+        Ok(StopTags { exact, prefixes })
+    }
+
+    fn stops(&self, tag: &str) -> bool {
+        let first = tag.split('+').next().unwrap_or(tag);
+        self.exact.iter().any(|t| t == first) || self.prefixes.iter().any(|p| first.starts_with(p))
+    }
+}
+
+struct Inner {
+    config: AnalyzerConfig,
+    stop_tags: StopTags,
+    segmenter: Option<Segmenter>,
+}
+
+/// A configured analyzer; cheap to clone and safe to share across threads.
+#[derive(Clone)]
+pub struct KoreanAnalyzer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for KoreanAnalyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KoreanAnalyzer")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl KoreanAnalyzer {
+    /// Builds an analyzer; loads ko-dic only for the morphological kind.
+    pub fn new(
+        config: AnalyzerConfig,
+        dictionary: &DictionarySource,
+    ) -> Result<Self, AnalysisError> {
+        let stop_tags = StopTags::parse(&config.stop_tags)?;
+        let segmenter = match config.kind {
+            AnalyzerKind::Whitespace => None,
+            AnalyzerKind::Morphological => Some(load_segmenter(dictionary)?),
+        };
+        Ok(KoreanAnalyzer {
+            inner: Arc::new(Inner {
+                config,
+                stop_tags,
+                segmenter,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &AnalyzerConfig {
+        &self.inner.config
+    }
+
+    /// Every morpheme of `text`, kept or not, with its tag and offsets.
+    pub fn morphemes(&self, text: &str) -> Result<Vec<Morpheme>, AnalysisError> {
+        let normalized = NormalizedText::new(text);
+        match &self.inner.segmenter {
+            None => Ok(whitespace_morphemes(&normalized)),
+            Some(segmenter) => self.segment(segmenter, &normalized),
+        }
+    }
+
+    /// The search terms of `text`, in order.
+    pub fn terms(&self, text: &str) -> Result<Vec<String>, AnalysisError> {
+        Ok(self
+            .morphemes(text)?
+            .into_iter()
+            .filter_map(|m| m.term)
+            .collect())
+    }
+
+    /// A tantivy tokenizer producing exactly [`KoreanAnalyzer::terms`].
+    pub fn tokenizer(&self) -> KoreanTokenizer {
+        KoreanTokenizer {
+            analyzer: self.clone(),
+        }
+    }
+
+    fn segment(
+        &self,
+        segmenter: &Segmenter,
+        normalized: &NormalizedText,
+    ) -> Result<Vec<Morpheme>, AnalysisError> {
+        let tokens = segmenter
+            .segment(Cow::Borrowed(normalized.text.as_str()))
+            .map_err(|e| AnalysisError::Segment(e.to_string()))?;
+        let mut morphemes = Vec::with_capacity(tokens.len());
+        for mut token in tokens {
+            let surface = token.surface.to_string();
+            if surface.trim().is_empty() {
+                continue;
+            }
+            let (byte_start, byte_end) = (token.byte_start, token.byte_end);
+            let tag = token.get_detail(0).unwrap_or("UNK").to_string();
+            let term = if self.inner.stop_tags.stops(&tag) {
+                None
+            } else {
+                let base = if self.inner.config.stem_inflections {
+                    inflection_stem(&mut token).unwrap_or_else(|| surface.clone())
+                } else {
+                    surface.clone()
+                };
+                Some(base.to_lowercase())
+            };
+            morphemes.push(Morpheme {
+                surface,
+                tag,
+                byte_start: normalized.original_offset(byte_start),
+                byte_end: normalized.original_offset(byte_end),
+                term,
+            });
+        }
+        Ok(morphemes)
+    }
+}
+
+fn load_segmenter(source: &DictionarySource) -> Result<Segmenter, AnalysisError> {
+    let dictionary = match source {
+        DictionarySource::Embedded => {
+            if !cfg!(feature = "embed-ko-dic") {
+                return Err(AnalysisError::NoEmbeddedDictionary);
+            }
+            load_dictionary("embedded://ko-dic").map_err(|e| AnalysisError::Dictionary {
+                location: "embedded://ko-dic".into(),
+                message: e.to_string(),
+            })?
+        }
+        DictionarySource::Directory(dir) => {
+            load_fs_dictionary(dir).map_err(|e| AnalysisError::Dictionary {
+                location: dir.display().to_string(),
+                message: e.to_string(),
+            })?
+        }
+    };
+    Ok(Segmenter::new(Mode::Normal, dictionary, None))
+}
+
+/// ko-dic describes an inflected form (`태어났`, type `Inflect`) by its
+/// expression `태어나/VV/*+았/EP/*`; the first component is the stem.
+fn inflection_stem(token: &mut lindera::token::Token) -> Option<String> {
+    if token.get_detail(4)? != "Inflect" {
+        return None;
+    }
+    let expression = token.get_detail(7)?;
+    let stem = expression.split('+').next()?.split('/').next()?;
+    (!stem.is_empty()).then(|| stem.to_string())
+}
+
+fn whitespace_morphemes(normalized: &NormalizedText) -> Vec<Morpheme> {
+    let text = normalized.text.as_str();
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for word in text.split_whitespace() {
+        // split_whitespace yields subslices in order, so find is exact.
+        let start = offset + text[offset..].find(word).unwrap_or(0);
+        offset = start + word.len();
+        let trimmed = word.trim_matches(|c: char| !c.is_alphanumeric());
+        if trimmed.is_empty() {
+            continue;
+        }
+        let trim_start = start
+            + (word.len()
+                - word
+                    .trim_start_matches(|c: char| !c.is_alphanumeric())
+                    .len());
+        out.push(Morpheme {
+            surface: trimmed.to_string(),
+            tag: "WS".into(),
+            byte_start: normalized.original_offset(trim_start),
+            byte_end: normalized.original_offset(trim_start + trimmed.len()),
+            term: Some(trimmed.to_lowercase()),
+        });
+    }
+    out
+}
+
+/// NFKC applied character by character, remembering where each normalized
+/// byte came from so offsets map back to the original text.
+struct NormalizedText {
+    text: String,
+    /// `(normalized byte offset, original byte offset)` at each character start.
+    starts: Vec<(usize, usize)>,
+    original_len: usize,
+}
+
+impl NormalizedText {
+    fn new(original: &str) -> Self {
+        let mut text = String::with_capacity(original.len());
+        let mut starts = Vec::with_capacity(original.len() / 2);
+        let mut buf = [0u8; 4];
+        for (orig_offset, c) in original.char_indices() {
+            starts.push((text.len(), orig_offset));
+            if c.is_ascii() {
+                text.push(c);
+            } else {
+                text.extend(c.encode_utf8(&mut buf).nfkc());
+            }
+        }
+        NormalizedText {
+            text,
+            starts,
+            original_len: original.len(),
+        }
+    }
+
+    fn original_offset(&self, normalized: usize) -> usize {
+        if normalized >= self.text.len() {
+            return self.original_len;
+        }
+        match self.starts.binary_search_by_key(&normalized, |&(n, _)| n) {
+            Ok(i) => self.starts[i].1,
+            // Inside one character's expansion: map to that character's start.
+            Err(i) => self.starts[i.saturating_sub(1)].1,
+        }
+    }
+}
+
+/// tantivy tokenizer over [`KoreanAnalyzer`].
+#[derive(Clone)]
+pub struct KoreanTokenizer {
+    analyzer: KoreanAnalyzer,
+}
+
+pub struct KoreanTokenStream {
+    tokens: Vec<tantivy::tokenizer::Token>,
+    cursor: usize,
+}
+
+impl tantivy::tokenizer::Tokenizer for KoreanTokenizer {
+    type TokenStream<'a> = KoreanTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> KoreanTokenStream {
+        // tantivy's tokenizer cannot fail; lindera only errs on internal
+        // lattice problems, and then whitespace words keep the text findable.
+        let morphemes = self
+            .analyzer
+            .morphemes(text)
+            .unwrap_or_else(|_| whitespace_morphemes(&NormalizedText::new(text)));
+        let tokens = morphemes
+            .into_iter()
+            .filter_map(|m| {
+                let term = m.term?;
+                Some((m.byte_start, m.byte_end, term))
+            })
+            .enumerate()
+            .map(
+                |(position, (offset_from, offset_to, text))| tantivy::tokenizer::Token {
+                    offset_from,
+                    offset_to,
+                    position,
+                    text,
+                    position_length: 1,
+                },
+            )
+            .collect();
+        KoreanTokenStream { tokens, cursor: 0 }
+    }
+}
+
+impl tantivy::tokenizer::TokenStream for KoreanTokenStream {
+    fn advance(&mut self) -> bool {
+        if self.cursor < self.tokens.len() {
+            self.cursor += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn token(&self) -> &tantivy::tokenizer::Token {
+        &self.tokens[self
+            .cursor
+            .saturating_sub(1)
+            .min(self.tokens.len().saturating_sub(1))]
+    }
+
+    fn token_mut(&mut self) -> &mut tantivy::tokenizer::Token {
+        let i = self
+            .cursor
+            .saturating_sub(1)
+            .min(self.tokens.len().saturating_sub(1));
+        &mut self.tokens[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyzer() -> KoreanAnalyzer {
+        KoreanAnalyzer::new(AnalyzerConfig::default(), &DictionarySource::resolve(None))
+            .expect("ko-dic loads")
+    }
+
+    #[test]
+    fn capital_sentence_keeps_content_morphemes() {
+        let terms = analyzer().terms("대한민국의 수도는 서울이다").unwrap();
+        assert_eq!(terms, ["대한민국", "수도", "서울"]);
+    }
+
+    #[test]
+    fn numbers_counters_and_stems_are_kept() {
+        let terms = analyzer().terms("이순신은 1545년에 태어났다.").unwrap();
+        assert_eq!(terms, ["이순신", "1545", "년", "태어나"]);
+    }
+
+    #[test]
+    fn question_and_passage_meet_on_the_stem() {
+        let a = analyzer();
+        let q = a.terms("이순신이 태어난 해는?").unwrap();
+        let p = a.terms("이순신은 1545년에 태어났다.").unwrap();
+        assert!(q.contains(&"태어나".to_string()), "{q:?}");
+        assert!(p.contains(&"태어나".to_string()), "{p:?}");
+    }
+
+    #[test]
+    fn latin_is_lowercased_and_fullwidth_normalized() {
+        let a = analyzer();
+        let terms = a
+            .terms("ＫＴＸ는 2004년에 개통한 Korea Train eXpress이다.")
+            .unwrap();
+        assert!(terms.contains(&"ktx".to_string()), "{terms:?}");
+        assert!(terms.contains(&"express".to_string()), "{terms:?}");
+        assert!(terms.contains(&"2004".to_string()), "{terms:?}");
+        assert!(
+            !terms.iter().any(|t| t == "." || t == "는" || t == "에"),
+            "{terms:?}"
+        );
+    }
+
+    #[test]
+    fn hanja_and_punctuation() {
+        let terms = analyzer()
+            .terms("노동조합(勞動組合)은 단체를 말한다.")
+            .unwrap();
+        assert!(
+            terms.contains(&"勞動組合".to_string()) || terms.iter().any(|t| t.contains('勞')),
+            "{terms:?}"
+        );
+        assert!(
+            !terms.iter().any(|t| t == "(" || t == ")" || t == "."),
+            "{terms:?}"
+        );
+    }
+
+    #[test]
+    fn offsets_point_into_the_original_text() {
+        let text = "ＫＴＸ는 서울에서 부산까지 달린다.";
+        for m in analyzer().morphemes(text).unwrap() {
+            let slice = &text[m.byte_start..m.byte_end];
+            assert!(!slice.is_empty(), "{m:?}");
+            assert_eq!(slice.nfkc().collect::<String>(), m.surface, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn stop_tags_are_configurable() {
+        let config = AnalyzerConfig {
+            stop_tags: vec!["J*".into(), "E*".into(), "SF".into(), "NNP".into()],
+            ..AnalyzerConfig::default()
+        };
+        let a = KoreanAnalyzer::new(config, &DictionarySource::resolve(None)).unwrap();
+        assert_eq!(
+            a.terms("대한민국의 수도는 서울이다").unwrap(),
+            ["수도", "이"]
+        );
+    }
+
+    #[test]
+    fn invalid_stop_tag_is_rejected() {
+        let config = AnalyzerConfig {
+            stop_tags: vec!["j*".into()],
+            ..AnalyzerConfig::default()
+        };
+        let err = KoreanAnalyzer::new(config, &DictionarySource::Embedded).unwrap_err();
+        assert!(err.to_string().contains("\"j*\""), "{err}");
+    }
+
+    #[test]
+    fn missing_dictionary_directory_is_an_error() {
+        let err = KoreanAnalyzer::new(
+            AnalyzerConfig::default(),
+            &DictionarySource::Directory("/nonexistent/ko-dic".into()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ko-dic"), "{err}");
+    }
+
+    #[test]
+    fn whitespace_kind_splits_words_and_trims_punctuation() {
+        let a =
+            KoreanAnalyzer::new(AnalyzerConfig::whitespace(), &DictionarySource::Embedded).unwrap();
+        assert_eq!(
+            a.terms("대한민국의 수도는 (서울)이다.").unwrap(),
+            ["대한민국의", "수도는", "서울)이다"]
+        );
+    }
+
+    #[test]
+    fn tantivy_tokenizer_yields_the_same_terms() {
+        use tantivy::tokenizer::{TokenStream, Tokenizer};
+        let a = analyzer();
+        let text = "세종대왕은 1443년에 훈민정음을 창제하였다.";
+        let mut tokenizer = a.tokenizer();
+        let mut stream = tokenizer.token_stream(text);
+        let mut seen = Vec::new();
+        while stream.advance() {
+            seen.push(stream.token().text.clone());
+        }
+        assert_eq!(seen, a.terms(text).unwrap());
+        assert!(!seen.is_empty());
+    }
+}

@@ -1,0 +1,30 @@
+//! Question sets, retrieval metrics and benchmark reports for odqa.
+//!
+//! This crate owns:
+//!
+//! * loading question sets ([`load_questions`]) from SQuAD v1 JSON
+//!   (KorQuAD) or the KLUE-MRC open-domain list format,
+//! * retrieval metrics: answer-containment hit rank ([`first_hit_rank`]),
+//!   recall@k, MRR and latency percentiles ([`percentile`]),
+//! * running a retrieval benchmark ([`run_retrieval_bench`]) and writing
+//!   its report as JSON, a Markdown table and an SVG recall@k plot
+//!   ([`write_report`], [`markdown_table`], [`plot_recall_svg`]).
+//!
+//! It must not touch indexes, analyzers or models: the caller passes a
+//! search closure that maps a question string and a depth to ranked
+//! [`RetrievedPassage`]s, and this crate only measures what comes back.
+
+mod bench;
+mod error;
+mod metrics;
+mod questions;
+mod report;
+
+pub use bench::{
+    run_retrieval_bench, LatencySummary, RecallAt, RetrievalBenchOptions, RetrievalReport,
+    RetrievedPassage,
+};
+pub use error::BenchError;
+pub use metrics::{first_hit_rank, percentile};
+pub use questions::{load_questions, Question};
+pub use report::{markdown_table, plot_recall_svg, write_report, ReportFiles};

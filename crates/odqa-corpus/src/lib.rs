@@ -1,0 +1,37 @@
+//! Corpus reading and passage splitting for odqa.
+//!
+//! This crate owns:
+//! * the corpus formats: JSON lines (`{"id", "title", "text"}` per line,
+//!   optionally zstd-compressed as `.zst`), WikiExtractor plain shards
+//!   (`<doc id=… title=…>` … `</doc>`), and directories of such files, read
+//!   as a stream of [`ArticleRecord`]s with their [`SourceLocation`]s
+//!   ([`open_corpus`], [`CorpusReader`]);
+//! * splitting an [`Article`] into [`Passage`]s with exact character offsets
+//!   into the article text ([`split_passages`], [`PassageConfig`]).
+//!
+//! It must not touch text analysis (tokenizing, normalization), indexing or
+//! retrieval, and does no I/O beyond reading the corpus. Bad input never
+//! panics and is never skipped silently: every malformed record is reported
+//! as a [`CorpusError`], and the caller decides whether to go on
+//! ([`CorpusError::is_recoverable`]).
+
+use serde::{Deserialize, Serialize};
+
+mod error;
+mod passage;
+mod reader;
+
+pub use error::{CorpusError, SourceLocation};
+pub use passage::{split_passages, Passage, PassageConfig};
+pub use reader::{open_corpus, ArticleRecord, CorpusReader};
+
+/// One article of a corpus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Article {
+    /// Page id (a JSON integer id is converted to its decimal string).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Plain text; paragraphs are separated by `\n`. May be empty.
+    pub text: String,
+}

@@ -1,0 +1,313 @@
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use odqa_analysis::{AnalyzerConfig, DictionarySource, KoreanAnalyzer, TOKENIZER_NAME};
+use odqa_corpus::{open_corpus, split_passages, PassageConfig};
+use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING};
+use tantivy::{doc, Index, IndexWriter};
+
+use crate::manifest::{Bm25Params, IndexManifest};
+use crate::IndexError;
+
+/// Settings of one index build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub corpus: PathBuf,
+    pub out: PathBuf,
+    pub passages: PassageConfig,
+    pub analyzer: AnalyzerConfig,
+    pub dictionary: DictionarySource,
+    pub bm25: Bm25Params,
+    /// Indexing threads (tantivy segment writers, which also run the analyzer).
+    pub threads: usize,
+    /// Indexing memory budget in MB, shared by the threads.
+    pub memory_mb: usize,
+    /// Count and skip malformed corpus records instead of failing.
+    pub skip_bad_lines: bool,
+    /// Replace an existing index at `out`.
+    pub force: bool,
+    pub progress: bool,
+}
+
+impl BuildOptions {
+    pub fn new(corpus: PathBuf, out: PathBuf) -> Self {
+        BuildOptions {
+            corpus,
+            out,
+            passages: PassageConfig::default(),
+            analyzer: AnalyzerConfig::default(),
+            dictionary: DictionarySource::resolve(None),
+            bm25: Bm25Params::default(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_mb: 512,
+            skip_bad_lines: false,
+            force: false,
+            progress: false,
+        }
+    }
+}
+
+pub(crate) struct Fields {
+    pub passage_id: tantivy::schema::Field,
+    pub article_id: tantivy::schema::Field,
+    pub title: tantivy::schema::Field,
+    pub text: tantivy::schema::Field,
+    pub ordinal: tantivy::schema::Field,
+    pub char_start: tantivy::schema::Field,
+    pub char_end: tantivy::schema::Field,
+}
+
+pub(crate) fn schema() -> Schema {
+    let analyzed = TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER_NAME)
+            // BM25 needs term frequencies and field norms, not positions.
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let mut builder = Schema::builder();
+    builder.add_text_field("passage_id", STRING | STORED);
+    builder.add_text_field("article_id", STRING | STORED);
+    builder.add_text_field("title", analyzed.clone());
+    builder.add_text_field("text", analyzed);
+    builder.add_u64_field("ordinal", STORED);
+    builder.add_u64_field("char_start", STORED);
+    builder.add_u64_field("char_end", STORED);
+    builder.build()
+}
+
+impl Fields {
+    pub(crate) fn of(schema: &Schema) -> Result<Self, String> {
+        let field = |name: &str| {
+            schema
+                .get_field(name)
+                .map_err(|_| format!("the index has no field {name:?}"))
+        };
+        Ok(Fields {
+            passage_id: field("passage_id")?,
+            article_id: field("article_id")?,
+            title: field("title")?,
+            text: field("text")?,
+            ordinal: field("ordinal")?,
+            char_start: field("char_start")?,
+            char_end: field("char_end")?,
+        })
+    }
+}
+
+/// Builds an index from `options.corpus` into `options.out`.
+///
+/// The index is written to a hidden sibling directory and renamed into
+/// place only when complete, so an interrupted build leaves any previous
+/// index untouched. `interrupt` is polled between articles.
+pub fn build_index(
+    options: &BuildOptions,
+    interrupt: &AtomicBool,
+) -> Result<IndexManifest, IndexError> {
+    options.passages.validate()?;
+    options.bm25.validate()?;
+    if options.threads == 0 {
+        return Err(IndexError::InvalidOption(
+            "--threads must be at least 1".into(),
+        ));
+    }
+    let out = options.out.as_path();
+    if out.exists() && !options.force {
+        return Err(IndexError::AlreadyExists {
+            path: out.to_path_buf(),
+        });
+    }
+    let analyzer = KoreanAnalyzer::new(options.analyzer.clone(), &options.dictionary)?;
+    let corpus = open_corpus(&options.corpus)?;
+
+    let staging = StagingDir::create(out)?;
+    let started = Instant::now();
+    let tantivy_err = |source| IndexError::Tantivy {
+        path: staging.path.clone(),
+        source,
+    };
+    let index = Index::create_in_dir(&staging.path, schema()).map_err(tantivy_err)?;
+    index
+        .tokenizers()
+        .register(TOKENIZER_NAME, analyzer.tokenizer());
+    let fields = Fields::of(&index.schema()).map_err(|message| IndexError::BadManifest {
+        path: staging.path.clone(),
+        message,
+    })?;
+    let per_thread = (options.memory_mb * 1_000_000 / options.threads).max(15_000_000);
+    let mut writer: IndexWriter = index
+        .writer_with_num_threads(options.threads, per_thread * options.threads)
+        .map_err(tantivy_err)?;
+
+    let bar = progress_bar(options.progress);
+    let mut manifest = IndexManifest::new(
+        options.corpus.clone(),
+        options.passages,
+        options.analyzer.clone(),
+        options.bm25,
+    );
+    for record in corpus {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(IndexError::Interrupted);
+        }
+        let record = match record {
+            Ok(record) => record,
+            Err(err) if err.is_recoverable() && options.skip_bad_lines => {
+                manifest.counts.skipped_records += 1;
+                bar.println(format!("skipped: {err}"));
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let article = &record.article;
+        manifest.counts.articles += 1;
+        manifest.counts.text_chars += article.text.chars().count() as u64;
+        manifest.counts.text_bytes += article.text.len() as u64;
+        for passage in split_passages(article, &options.passages) {
+            writer
+                .add_document(doc!(
+                    fields.passage_id => passage.id,
+                    fields.article_id => passage.article_id,
+                    fields.title => passage.title,
+                    fields.text => passage.text,
+                    fields.ordinal => u64::from(passage.ordinal),
+                    fields.char_start => passage.char_start as u64,
+                    fields.char_end => passage.char_end as u64,
+                ))
+                .map_err(tantivy_err)?;
+            manifest.counts.passages += 1;
+        }
+        bar.inc(record.bytes as u64);
+        bar.set_message(format!(
+            "{} articles, {} passages",
+            manifest.counts.articles, manifest.counts.passages
+        ));
+    }
+    if manifest.counts.passages == 0 {
+        return Err(IndexError::NoPassages {
+            path: options.corpus.clone(),
+        });
+    }
+    bar.set_message(format!(
+        "{} articles, {} passages; committing",
+        manifest.counts.articles, manifest.counts.passages
+    ));
+    writer.commit().map_err(tantivy_err)?;
+    writer.wait_merging_threads().map_err(tantivy_err)?;
+    bar.finish_and_clear();
+
+    manifest.build_seconds = started.elapsed().as_secs_f64();
+    manifest.threads = options.threads;
+    manifest.created_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    manifest.write(&staging.path)?;
+    staging.publish(out)?;
+    Ok(manifest)
+}
+
+fn progress_bar(visible: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {msg} · {bytes} read ({bytes_per_sec})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// A hidden directory beside the destination; removed unless published.
+struct StagingDir {
+    path: PathBuf,
+    published: bool,
+}
+
+impl StagingDir {
+    fn create(out: &Path) -> Result<Self, IndexError> {
+        let name = out
+            .file_name()
+            .ok_or_else(|| {
+                IndexError::InvalidOption(format!("--out {} must name a directory", out.display()))
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|source| IndexError::Io {
+            path: parent.clone(),
+            source,
+        })?;
+        remove_stale_staging(&parent, &name);
+        let path = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|source| IndexError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        std::fs::create_dir(&path).map_err(|source| IndexError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(StagingDir {
+            path,
+            published: false,
+        })
+    }
+
+    fn publish(mut self, out: &Path) -> Result<(), IndexError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| IndexError::Io { path, source }
+        };
+        if out.exists() {
+            let old = self.path.with_extension("old");
+            std::fs::rename(out, &old).map_err(io(out))?;
+            std::fs::rename(&self.path, out).map_err(io(out))?;
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        } else {
+            std::fs::rename(&self.path, out).map_err(io(out))?;
+        }
+        self.published = true;
+        Ok(())
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Staging directories of builds that were killed (no Drop ran) and whose
+/// process is gone.
+fn remove_stale_staging(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.partial-");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = pid.trim_end_matches(".old");
+        let alive = Path::new("/proc").join(pid).exists() && pid != std::process::id().to_string();
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

@@ -1,0 +1,135 @@
+use std::path::{Path, PathBuf};
+
+use odqa_analysis::AnalyzerConfig;
+use odqa_corpus::PassageConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::IndexError;
+
+/// The build manifest's file name inside an index directory.
+pub const MANIFEST_FILE: &str = "odqa-manifest.json";
+const FORMAT_VERSION: u32 = 1;
+
+/// BM25 parameters. They act at query time, so a search may override the
+/// ones an index was built with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bm25Params {
+    pub k1: f32,
+    pub b: f32,
+    /// Weight of the title field's BM25 score next to the text's (1.0).
+    pub title_weight: f32,
+}
+
+impl Default for Bm25Params {
+    fn default() -> Self {
+        Bm25Params {
+            k1: 1.2,
+            b: 0.75,
+            title_weight: 1.0,
+        }
+    }
+}
+
+impl Bm25Params {
+    pub fn validate(&self) -> Result<(), IndexError> {
+        let ok = self.k1.is_finite()
+            && self.k1 >= 0.0
+            && (0.0..=1.0).contains(&self.b)
+            && self.title_weight.is_finite()
+            && self.title_weight >= 0.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(IndexError::InvalidOption(format!(
+                "BM25 parameters out of range: k1 = {} (≥ 0), b = {} (0..=1), title weight = {} (≥ 0)",
+                self.k1, self.b, self.title_weight
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildCounts {
+    pub articles: u64,
+    pub passages: u64,
+    /// Malformed corpus records skipped under `--skip-bad-lines`.
+    pub skipped_records: u64,
+    /// Characters and bytes of article text read.
+    pub text_chars: u64,
+    pub text_bytes: u64,
+}
+
+/// What an index was built from and how; written last, so its presence
+/// marks a complete index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexManifest {
+    pub format_version: u32,
+    pub odqa_version: String,
+    pub corpus: PathBuf,
+    pub passages: PassageConfig,
+    pub analyzer: AnalyzerConfig,
+    pub bm25: Bm25Params,
+    pub counts: BuildCounts,
+    pub build_seconds: f64,
+    pub threads: usize,
+    pub created_unix: u64,
+}
+
+impl IndexManifest {
+    pub(crate) fn new(
+        corpus: PathBuf,
+        passages: PassageConfig,
+        analyzer: AnalyzerConfig,
+        bm25: Bm25Params,
+    ) -> Self {
+        IndexManifest {
+            format_version: FORMAT_VERSION,
+            odqa_version: env!("CARGO_PKG_VERSION").to_string(),
+            corpus,
+            passages,
+            analyzer,
+            bm25,
+            counts: BuildCounts::default(),
+            build_seconds: 0.0,
+            threads: 0,
+            created_unix: 0,
+        }
+    }
+
+    pub fn read(index_dir: &Path) -> Result<Self, IndexError> {
+        let path = index_dir.join(MANIFEST_FILE);
+        if !index_dir.is_dir() || !path.is_file() {
+            return Err(IndexError::NotAnIndex {
+                path: index_dir.to_path_buf(),
+            });
+        }
+        let bytes = std::fs::read(&path).map_err(|source| IndexError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let manifest: IndexManifest =
+            serde_json::from_slice(&bytes).map_err(|e| IndexError::BadManifest {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if manifest.format_version != FORMAT_VERSION {
+            return Err(IndexError::BadManifest {
+                path,
+                message: format!(
+                    "format version {} (this odqa reads {FORMAT_VERSION}); rebuild the index",
+                    manifest.format_version
+                ),
+            });
+        }
+        Ok(manifest)
+    }
+
+    pub(crate) fn write(&self, index_dir: &Path) -> Result<(), IndexError> {
+        let path = index_dir.join(MANIFEST_FILE);
+        let json = serde_json::to_vec_pretty(self).map_err(|e| IndexError::BadManifest {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, json).map_err(|source| IndexError::Io { path, source })
+    }
+}

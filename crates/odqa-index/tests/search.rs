@@ -1,0 +1,148 @@
+//! Building a real index on disk from the committed demo corpus and
+//! searching it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use odqa_analysis::AnalyzerConfig;
+use odqa_index::{build_index, Bm25Params, BuildOptions, IndexError, PassageIndex};
+
+fn demo_corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpora/demo/odqa-demo.jsonl")
+}
+
+fn build(dir: &Path, analyzer: AnalyzerConfig) -> PassageIndex {
+    let out = dir.join("index");
+    let mut options = BuildOptions::new(demo_corpus(), out.clone());
+    options.analyzer = analyzer;
+    options.threads = 2;
+    let manifest = build_index(&options, &AtomicBool::new(false)).expect("index builds");
+    assert_eq!(manifest.counts.articles, 40);
+    assert!(manifest.counts.passages >= 40);
+    PassageIndex::open(&out, &options.dictionary).expect("index opens")
+}
+
+#[test]
+fn questions_find_their_article_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build(tmp.path(), AnalyzerConfig::default());
+    for (question, title) in [
+        ("대한민국의 수도이자 가장 큰 도시는?", "서울특별시"),
+        ("이순신이 태어난 해는?", "이순신"),
+        ("한라산 정상에 있는 화구호의 이름은?", "한라산"),
+        ("삼성전자가 처음 설립된 곳은 어디인가?", "삼성전자"),
+        ("식물이 빛 에너지를 화학 에너지로 바꾸는 과정은?", "광합성"),
+        ("KTX가 개통된 날짜는?", "철도"),
+        ("5만 원권에 초상이 실린 인물은?", "화폐"),
+    ] {
+        let hits = index.search(question, 5).unwrap();
+        assert_eq!(
+            hits[0].title,
+            title,
+            "{question}: {:?}",
+            hits.iter().map(|h| &h.title).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn hits_carry_exact_passages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build(tmp.path(), AnalyzerConfig::default());
+    let corpus = std::fs::read_to_string(demo_corpus()).unwrap();
+    let articles: Vec<odqa_corpus::Article> = corpus
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let hits = index.search("세종대왕 훈민정음 창제", 10).unwrap();
+    assert!(!hits.is_empty());
+    for hit in hits {
+        let article = articles.iter().find(|a| a.id == hit.article_id).unwrap();
+        let slice: String = article
+            .text
+            .chars()
+            .skip(hit.char_start)
+            .take(hit.char_end - hit.char_start)
+            .collect();
+        assert_eq!(slice, hit.text);
+        assert_eq!(
+            hit.passage_id,
+            format!("{}-{}", hit.article_id, hit.ordinal)
+        );
+        assert!(hit.score > 0.0);
+    }
+}
+
+#[test]
+fn bm25_parameters_change_scores_at_query_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build(tmp.path(), AnalyzerConfig::default());
+    let q = "한강이 흐르는 도시";
+    let default = index.search(q, 5).unwrap();
+    let flat = index
+        .search_with(
+            q,
+            5,
+            &Bm25Params {
+                k1: 0.0,
+                b: 0.0,
+                title_weight: 1.0,
+            },
+        )
+        .unwrap();
+    // k1 = 0 makes each term worth its idf alone, whatever its frequency.
+    assert!(default
+        .iter()
+        .zip(&flat)
+        .any(|(a, b)| (a.score - b.score).abs() > 1e-4));
+    let err = index
+        .search_with(
+            q,
+            5,
+            &Bm25Params {
+                k1: -1.0,
+                b: 0.5,
+                title_weight: 1.0,
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("k1 = -1"), "{err}");
+}
+
+#[test]
+fn query_of_only_particles_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build(tmp.path(), AnalyzerConfig::default());
+    assert!(matches!(
+        index.search("?! … ()", 5),
+        Err(IndexError::EmptyQuery { .. })
+    ));
+}
+
+#[test]
+fn morphology_beats_whitespace_on_inflected_korean() {
+    let tmp_morph = tempfile::tempdir().unwrap();
+    let tmp_ws = tempfile::tempdir().unwrap();
+    let morph = build(tmp_morph.path(), AnalyzerConfig::default());
+    let ws = build(tmp_ws.path(), AnalyzerConfig::whitespace());
+    // The corpus writes 이순신은 / 이순신, never 이순신이: only morphology
+    // separates the name from its particle.
+    let question = "이순신이";
+    assert_eq!(morph.search(question, 1).unwrap()[0].title, "이순신");
+    assert!(ws.search(question, 5).unwrap().is_empty());
+}
+
+#[test]
+fn interrupted_build_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("index");
+    let options = BuildOptions::new(demo_corpus(), out.clone());
+    let err = build_index(&options, &AtomicBool::new(true)).unwrap_err();
+    assert!(matches!(err, IndexError::Interrupted));
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "staging directory removed"
+    );
+}

@@ -1,0 +1,439 @@
+//! One function per subcommand.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use odqa_analysis::{AnalyzerConfig, DictionarySource};
+use odqa_bench::{
+    load_questions, run_retrieval_bench, write_report, RetrievalBenchOptions, RetrievedPassage,
+};
+use odqa_corpus::{open_corpus, split_passages, PassageConfig};
+use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, PassageIndex};
+
+use crate::corpora::{self, ResolvedCorpus};
+use crate::{
+    AnalyzerArgs, AnalyzerChoice, BenchCommand, BenchRetrievalArgs, Bm25Args, BuildArgs, Cli,
+    Command, IndexCommand, PassageArgs, PassagesCommand, SearchArgs,
+};
+
+/// Largest `-k` / `--depth` accepted: beyond it BM25 ranks are noise and
+/// output gets unwieldy.
+const MAX_K: usize = 10_000;
+
+pub fn run(cli: Cli) -> Result<()> {
+    let dictionary = DictionarySource::resolve(cli.ko_dic.as_deref());
+    let progress = !cli.quiet;
+    match cli.command {
+        Command::Demo { corpus } => demo(corpus.as_deref(), &dictionary, progress),
+        Command::Index(IndexCommand::Build(args)) => {
+            let corpus = corpora::resolve(args.corpus.as_deref())?;
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| default_index_dir(&corpus));
+            build(&args, &corpus, out, &dictionary, progress).map(|_| ())
+        }
+        Command::Index(IndexCommand::Info { index }) => {
+            let index = index_dir(index)?;
+            let manifest = IndexManifest::read(&index)?;
+            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            Ok(())
+        }
+        Command::Analyze { text, analyzer } => analyze(&text, &analyzer, &dictionary),
+        Command::Search(args) => search(&args, &dictionary),
+        Command::Passages(PassagesCommand::Export {
+            corpus,
+            out,
+            passages,
+            skip_bad_lines,
+        }) => export_passages(corpus.as_deref(), &out, &passages, skip_bad_lines),
+        Command::Bench(BenchCommand::Retrieval(args)) => {
+            bench_retrieval(&args, &dictionary, progress)
+        }
+        Command::Bench(BenchCommand::Compare {
+            results,
+            out,
+            title,
+        }) => compare(&results, &out, &title),
+    }
+}
+
+fn default_index_dir(corpus: &ResolvedCorpus) -> PathBuf {
+    Path::new("index").join(&corpus.name)
+}
+
+fn index_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    match explicit {
+        Some(dir) => Ok(dir),
+        None => Ok(default_index_dir(&corpora::resolve(None)?)),
+    }
+}
+
+impl PassageArgs {
+    fn config(&self) -> Result<PassageConfig> {
+        let config = PassageConfig {
+            target_chars: self.target_chars,
+            max_chars: self.max_chars,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+impl AnalyzerArgs {
+    fn config(&self) -> AnalyzerConfig {
+        let mut config = match self.analyzer {
+            AnalyzerChoice::Morph => AnalyzerConfig::default(),
+            AnalyzerChoice::Whitespace => AnalyzerConfig::whitespace(),
+        };
+        if let Some(tags) = &self.stop_tags {
+            config.stop_tags = tags
+                .iter()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+        }
+        if self.no_stem {
+            config.stem_inflections = false;
+        }
+        config
+    }
+}
+
+impl Bm25Args {
+    fn apply(&self, base: Bm25Params) -> Bm25Params {
+        Bm25Params {
+            k1: self.k1.unwrap_or(base.k1),
+            b: self.b.unwrap_or(base.b),
+            title_weight: self.title_weight.unwrap_or(base.title_weight),
+        }
+    }
+}
+
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = Arc::clone(&flag);
+    // A second handler cannot be installed (the demo builds once); keep going.
+    let _ = ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed));
+    flag
+}
+
+fn build(
+    args: &BuildArgs,
+    corpus: &ResolvedCorpus,
+    out: PathBuf,
+    dictionary: &DictionarySource,
+    progress: bool,
+) -> Result<IndexManifest> {
+    let mut options = BuildOptions::new(corpus.path.clone(), out.clone());
+    options.passages = args.passages.config()?;
+    options.analyzer = args.analyzer.config();
+    options.dictionary = dictionary.clone();
+    options.bm25 = args.bm25.apply(Bm25Params::default());
+    if let Some(threads) = args.threads {
+        options.threads = threads;
+    }
+    options.memory_mb = args.memory_mb;
+    options.skip_bad_lines = args.skip_bad_lines;
+    options.force = args.force;
+    options.progress = progress;
+    let interrupt = interrupt_flag();
+    let manifest = build_index(&options, &interrupt)
+        .with_context(|| format!("building {} from {}", out.display(), corpus.path.display()))?;
+    let counts = &manifest.counts;
+    eprintln!(
+        "built {}: {} articles, {} passages, {:.1} MB of text in {:.1} s ({:.2} MB/s){}",
+        out.display(),
+        counts.articles,
+        counts.passages,
+        counts.text_bytes as f64 / 1e6,
+        manifest.build_seconds,
+        counts.text_bytes as f64 / 1e6 / manifest.build_seconds.max(1e-9),
+        if counts.skipped_records > 0 {
+            format!(", {} malformed records skipped", counts.skipped_records)
+        } else {
+            String::new()
+        }
+    );
+    Ok(manifest)
+}
+
+fn analyze(text: &str, args: &AnalyzerArgs, dictionary: &DictionarySource) -> Result<()> {
+    let analyzer = odqa_analysis::KoreanAnalyzer::new(args.config(), dictionary)?;
+    for m in analyzer.morphemes(text)? {
+        println!(
+            "{}\t{}\t{}..{}\t{}",
+            m.surface,
+            m.tag,
+            m.byte_start,
+            m.byte_end,
+            m.term.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+fn check_k(k: usize, flag: &str) -> Result<()> {
+    if k == 0 || k > MAX_K {
+        bail!("{flag} must be between 1 and {MAX_K}, got {k}");
+    }
+    Ok(())
+}
+
+fn search(args: &SearchArgs, dictionary: &DictionarySource) -> Result<()> {
+    check_k(args.k, "-k")?;
+    if args.query.trim().is_empty() {
+        bail!("the query is empty");
+    }
+    let dir = index_dir(args.index.clone())?;
+    let index = PassageIndex::open(&dir, dictionary)?;
+    let params = args.bm25.apply(index.manifest().bm25);
+    let hits = index.search_with(&args.query, args.k, &params)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &hits)?;
+        writeln!(out)?;
+    } else {
+        print_hits(&mut out, &index, &args.query, &hits)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_hits(
+    out: &mut impl Write,
+    index: &PassageIndex,
+    query: &str,
+    hits: &[odqa_index::Hit],
+) -> Result<()> {
+    if hits.is_empty() {
+        writeln!(out, "no passage matches {query:?}")?;
+    }
+    for (rank, hit) in hits.iter().enumerate() {
+        let snip = snippet(index.analyzer(), &hit.text, query, 160);
+        let mut marked = String::new();
+        let mut last = 0;
+        for &(start, end) in &snip.highlights {
+            marked.push_str(&snip.text[last..start]);
+            marked.push('«');
+            marked.push_str(&snip.text[start..end]);
+            marked.push('»');
+            last = end;
+        }
+        marked.push_str(&snip.text[last..]);
+        writeln!(
+            out,
+            "{:>3}. {:.3}  {}  [{}]\n     {}",
+            rank + 1,
+            hit.score,
+            hit.title,
+            hit.passage_id,
+            marked.replace('\n', " ")
+        )?;
+    }
+    Ok(())
+}
+
+fn export_passages(
+    corpus: Option<&str>,
+    out: &Path,
+    passages: &PassageArgs,
+    skip_bad_lines: bool,
+) -> Result<()> {
+    let corpus = corpora::resolve(corpus)?;
+    let config = passages.config()?;
+    let tmp = out.with_extension("partial");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut writer = BufWriter::new(file);
+    let (mut count, mut skipped) = (0u64, 0u64);
+    for record in open_corpus(&corpus.path)? {
+        let record = match record {
+            Ok(record) => record,
+            Err(err) if skip_bad_lines && err.is_recoverable() => {
+                eprintln!("skipped: {err}");
+                skipped += 1;
+                continue;
+            }
+            Err(err) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(err.into());
+            }
+        };
+        for passage in split_passages(&record.article, &config) {
+            serde_json::to_writer(
+                &mut writer,
+                &serde_json::json!({"id": passage.id, "title": passage.title, "text": passage.text}),
+            )?;
+            writer.write_all(b"\n")?;
+            count += 1;
+        }
+    }
+    writer.flush()?;
+    drop(writer);
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!(
+        "wrote {count} passages to {}{}",
+        out.display(),
+        if skipped > 0 {
+            format!(" ({skipped} malformed records skipped)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+fn bench_retrieval(
+    args: &BenchRetrievalArgs,
+    dictionary: &DictionarySource,
+    progress: bool,
+) -> Result<()> {
+    check_k(args.depth, "--depth")?;
+    let dir = index_dir(args.index.clone())?;
+    let index = PassageIndex::open(&dir, dictionary)?;
+    let params = args.bm25.apply(index.manifest().bm25);
+    params.validate()?;
+    let questions = load_questions(&args.questions)?;
+    let index_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let questions_name = args
+        .questions
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let label = args.label.clone().unwrap_or_else(|| index_name.clone());
+    let options = RetrievalBenchOptions {
+        depth: args.depth,
+        warmup: args.warmup,
+        label: label.clone(),
+        index: dir.display().to_string(),
+        questions_file: args.questions.display().to_string(),
+        mode: "bm25".into(),
+        show_progress: progress,
+        ..RetrievalBenchOptions::default()
+    };
+    let mut hits_file = match &args.export_hits {
+        Some(path) => Some(BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let search = |query: &str, k: usize| {
+        index.search_with(query, k, &params).map(|hits| {
+            hits.into_iter()
+                .map(|h| RetrievedPassage {
+                    passage_id: h.passage_id,
+                    text: h.text,
+                    score: h.score,
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let mut report = run_retrieval_bench(
+        &questions,
+        &options,
+        search,
+        hits_file.as_mut().map(|w| w as &mut dyn Write),
+    )?;
+    if let Some(mut writer) = hits_file {
+        writer.flush()?;
+    }
+    report.extra = serde_json::json!({
+        "bm25": params,
+        "analyzer": index.manifest().analyzer,
+        "passages": index.manifest().passages,
+        "passage_count": index.num_passages(),
+    });
+    let stem = format!("retrieval-{questions_name}-{label}");
+    let files = write_report(&report, &args.out_dir, &stem)?;
+    println!(
+        "{}",
+        odqa_bench::markdown_table(std::slice::from_ref(&report))
+    );
+    eprintln!(
+        "wrote {}, {}, {}",
+        files.json.display(),
+        files.markdown.display(),
+        files.svg.display()
+    );
+    Ok(())
+}
+
+fn compare(results: &[PathBuf], out: &Path, title: &str) -> Result<()> {
+    let mut reports = Vec::with_capacity(results.len());
+    for path in results {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: odqa_bench::RetrievalReport = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a retrieval result", path.display()))?;
+        reports.push(report);
+    }
+    let table = odqa_bench::markdown_table(&reports);
+    let markdown = out.with_extension("md");
+    let svg = out.with_extension("svg");
+    if let Some(parent) = markdown.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&markdown, format!("# {title}\n\n{table}\n"))
+        .with_context(|| format!("writing {}", markdown.display()))?;
+    odqa_bench::plot_recall_svg(&reports, &svg, title)?;
+    println!("{table}");
+    eprintln!("wrote {} and {}", markdown.display(), svg.display());
+    Ok(())
+}
+
+/// Sample questions for the demo; they ask about facts of both default corpora.
+const DEMO_QUESTIONS: &[&str] = &[
+    "대한민국의 수도는 어디인가?",
+    "이순신이 태어난 해는?",
+    "훈민정음을 창제한 왕은 누구인가?",
+    "노동조합은 무엇을 위해 만든 단체인가?",
+];
+
+fn demo(corpus: Option<&str>, dictionary: &DictionarySource, progress: bool) -> Result<()> {
+    let corpus = corpora::resolve(corpus)?;
+    let dir = default_index_dir(&corpus);
+    if dir.exists() {
+        eprintln!(
+            "using the index at {} (delete it to rebuild)",
+            dir.display()
+        );
+    } else {
+        eprintln!("building {} from {}", dir.display(), corpus.path.display());
+        let args = BuildArgs {
+            corpus: None,
+            out: None,
+            passages: PassageArgs {
+                target_chars: 500,
+                max_chars: 1000,
+            },
+            analyzer: AnalyzerArgs {
+                analyzer: AnalyzerChoice::Morph,
+                stop_tags: None,
+                no_stem: false,
+            },
+            bm25: Bm25Args::default(),
+            threads: None,
+            memory_mb: 512,
+            skip_bad_lines: false,
+            force: false,
+        };
+        build(&args, &corpus, dir.clone(), dictionary, progress)?;
+    }
+    let index = PassageIndex::open(&dir, dictionary)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for question in DEMO_QUESTIONS {
+        writeln!(out, "\n{question}")?;
+        let hits = index.search(question, 3)?;
+        print_hits(&mut out, &index, question, &hits)?;
+    }
+    Ok(())
+}

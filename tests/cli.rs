@@ -1,0 +1,363 @@
+//! End-to-end tests of the `odqa` binary: real corpora on disk, real
+//! tantivy indexes, real ko-dic analysis.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn demo_corpus() -> PathBuf {
+    repo_root().join("corpora/demo/odqa-demo.jsonl")
+}
+
+fn odqa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_odqa"))
+        .args(args)
+        .arg("--quiet")
+        .current_dir(repo_root())
+        .output()
+        .expect("odqa runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn build_demo_index(dir: &Path) -> PathBuf {
+    let index = dir.join("demo-index");
+    let out = odqa(&[
+        "index",
+        "build",
+        "--corpus",
+        demo_corpus().to_str().unwrap(),
+        "--out",
+        index.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "build failed: {}", stderr(&out));
+    index
+}
+
+#[test]
+fn build_search_json_and_info() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build_demo_index(tmp.path());
+    assert!(index.join("odqa-manifest.json").is_file());
+    // No staging directory is left beside the index.
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let out = odqa(&[
+        "search",
+        "--index",
+        index.to_str().unwrap(),
+        "--json",
+        "-k",
+        "3",
+        "집현전을 두어 학자들을 모은 왕은?",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hits = hits.as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0]["title"], "세종대왕");
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+
+    let out = odqa(&[
+        "search",
+        "--index",
+        index.to_str().unwrap(),
+        "대한민국의 수도이자 가장 큰 도시는?",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.lines().next().unwrap().contains("서울특별시"),
+        "{text}"
+    );
+    assert!(text.contains('«'), "query terms are highlighted: {text}");
+
+    let out = odqa(&["index", "info", "--index", index.to_str().unwrap()]);
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manifest["counts"]["articles"], 40);
+    assert_eq!(manifest["analyzer"]["kind"], "morphological");
+}
+
+#[test]
+fn malformed_corpus_line_is_reported_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &corpus,
+        concat!(
+            "{\"id\": \"1\", \"title\": \"서울\", \"text\": \"서울은 대한민국의 수도이다.\"}\n",
+            "{\"id\": \"2\", \"title\": \"부산\"}\n",
+            "{\"id\": \"3\", \"title\": \"제주\", \"text\": \"제주도는 섬이다.\"}\n",
+        ),
+    )
+    .unwrap();
+    let index = tmp.path().join("idx");
+    let out = odqa(&[
+        "index",
+        "build",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        index.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("bad.jsonl:2"), "{err}");
+    assert!(err.contains("text"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!index.exists(), "a failed build leaves nothing at --out");
+
+    let out = odqa(&[
+        "index",
+        "build",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        index.to_str().unwrap(),
+        "--skip-bad-lines",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 malformed records skipped"),
+        "{}",
+        stderr(&out)
+    );
+    let out = odqa(&["index", "info", "--index", index.to_str().unwrap()]);
+    let manifest: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(manifest["counts"]["articles"], 2);
+    assert_eq!(manifest["counts"]["skipped_records"], 1);
+}
+
+#[test]
+fn a_failed_rebuild_keeps_the_previous_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build_demo_index(tmp.path());
+    let before = std::fs::read(index.join("odqa-manifest.json")).unwrap();
+    let corpus = tmp.path().join("broken.jsonl");
+    std::fs::write(
+        &corpus,
+        "{\"id\": \"1\", \"title\": \"a\", \"text\": \"가나다\"}\nnot json\n",
+    )
+    .unwrap();
+    let out = odqa(&[
+        "index",
+        "build",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        index.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broken.jsonl:2"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(index.join("odqa-manifest.json")).unwrap(),
+        before
+    );
+    let out = odqa(&["search", "--index", index.to_str().unwrap(), "세종대왕"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Without --force an existing index is not touched.
+    let out = odqa(&[
+        "index",
+        "build",
+        "--corpus",
+        demo_corpus().to_str().unwrap(),
+        "--out",
+        index.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_search_input_gives_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    let out = odqa(&["search", "--index", missing.to_str().unwrap(), "서울"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not an odqa index"),
+        "{}",
+        stderr(&out)
+    );
+
+    let corrupt = tmp.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join("odqa-manifest.json"), "{ truncated").unwrap();
+    let out = odqa(&["search", "--index", corrupt.to_str().unwrap(), "서울"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("corrupt index manifest"),
+        "{}",
+        stderr(&out)
+    );
+
+    let index = build_demo_index(tmp.path());
+    let idx = index.to_str().unwrap();
+    for (args, expected) in [
+        (vec!["search", "--index", idx, "   "], "query is empty"),
+        (
+            vec!["search", "--index", idx, "?! …, ()"],
+            "no searchable terms",
+        ),
+        (
+            vec!["search", "--index", idx, "-k", "0", "서울"],
+            "-k must be between",
+        ),
+        (
+            vec!["search", "--index", idx, "--b", "1.5", "서울"],
+            "b = 1.5",
+        ),
+    ] {
+        let out = odqa(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    // Tantivy files removed under a valid manifest: still a clean error.
+    for entry in std::fs::read_dir(&index).unwrap().flatten() {
+        if entry.file_name() == "meta.json" {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let out = odqa(&["search", "--index", idx, "서울"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(idx), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+
+    let out = odqa(&["search", "--no-such-flag", "서울"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--no-such-flag"), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_corpus_is_an_error() {
+    let out = odqa(&[
+        "index",
+        "build",
+        "--corpus",
+        "/nonexistent/corpus.jsonl",
+        "--out",
+        "/tmp/odqa-never",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("/nonexistent/corpus.jsonl"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn retrieval_benchmark_writes_reports_and_hits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build_demo_index(tmp.path());
+    let results = tmp.path().join("results");
+    let hits = tmp.path().join("hits.jsonl");
+    let questions = repo_root().join("corpora/demo/QUESTIONS.json");
+    let out = odqa(&[
+        "bench",
+        "retrieval",
+        "--index",
+        index.to_str().unwrap(),
+        "--questions",
+        questions.to_str().unwrap(),
+        "--out-dir",
+        results.to_str().unwrap(),
+        "--export-hits",
+        hits.to_str().unwrap(),
+        "--label",
+        "demo",
+        "--warmup",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(results.join("retrieval-QUESTIONS-demo.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["questions"], 20);
+    let recall_at = |k: u64| {
+        report["recall"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["k"] == k)
+            .unwrap()["recall"]
+            .as_f64()
+            .unwrap()
+    };
+    // The demo questions are answerable from the demo corpus: BM25 over
+    // morphemes should find nearly all of them in the top 5.
+    assert!(recall_at(5) >= 0.85, "recall@5 = {}", recall_at(5));
+    assert!(recall_at(1) <= recall_at(5) && recall_at(5) <= recall_at(100));
+    assert!(results.join("retrieval-QUESTIONS-demo.md").is_file());
+    assert!(results.join("retrieval-QUESTIONS-demo.svg").is_file());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&hits)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 20);
+    assert!(lines[0]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["passage_id"].is_string()));
+}
+
+#[test]
+fn passages_export_matches_the_corpus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_file = tmp.path().join("passages.jsonl");
+    let out = odqa(&[
+        "passages",
+        "export",
+        "--corpus",
+        demo_corpus().to_str().unwrap(),
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let corpus: Vec<serde_json::Value> = std::fs::read_to_string(demo_corpus())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let passages: Vec<serde_json::Value> = std::fs::read_to_string(&out_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(passages.len() >= corpus.len());
+    for passage in &passages {
+        let id = passage["id"].as_str().unwrap();
+        let article_id = id.rsplit_once('-').unwrap().0;
+        let article = corpus.iter().find(|a| a["id"] == article_id).unwrap();
+        assert!(article["text"]
+            .as_str()
+            .unwrap()
+            .contains(passage["text"].as_str().unwrap()));
+        assert_eq!(article["title"], passage["title"]);
+    }
+}
