@@ -361,3 +361,53 @@ fn passages_export_matches_the_corpus() {
         assert_eq!(article["title"], passage["title"]);
     }
 }
+
+#[test]
+fn repeated_article_ids_are_indexed_once_and_conflicts_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let line = "{\"id\": \"7\", \"title\": \"한강\", \"text\": \"한강은 서울을 가로지른다.\"}\n";
+    let corpus = tmp.path().join("dup.jsonl");
+    std::fs::write(&corpus, format!("{line}{line}")).unwrap();
+    let index = tmp.path().join("idx");
+    let out = odqa(&[
+        "index",
+        "build",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--out",
+        index.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 exact repeats"), "{}", stderr(&out));
+    let out = odqa(&[
+        "search",
+        "--index",
+        index.to_str().unwrap(),
+        "--json",
+        "한강",
+    ]);
+    let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hits.as_array().unwrap().len(), 1);
+
+    let conflict = tmp.path().join("conflict.jsonl");
+    std::fs::write(
+        &conflict,
+        format!("{line}{{\"id\": \"7\", \"title\": \"부산\", \"text\": \"다른 글\"}}\n"),
+    )
+    .unwrap();
+    let out = odqa(&[
+        "index",
+        "build",
+        "--corpus",
+        conflict.to_str().unwrap(),
+        "--out",
+        tmp.path().join("idx2").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("conflict.jsonl:2"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("already used"), "{}", stderr(&out));
+}

@@ -17,10 +17,12 @@
 
 use serde::{Deserialize, Serialize};
 
+mod duplicates;
 mod error;
 mod passage;
 mod reader;
 
+pub use duplicates::{DuplicateIds, Occurrence};
 pub use error::{CorpusError, SourceLocation};
 pub use passage::{split_passages, Passage, PassageConfig};
 pub use reader::{open_corpus, ArticleRecord, CorpusReader};

@@ -4,7 +4,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use odqa_analysis::{AnalyzerConfig, DictionarySource, KoreanAnalyzer, TOKENIZER_NAME};
-use odqa_corpus::{open_corpus, split_passages, PassageConfig};
+use odqa_corpus::{open_corpus, split_passages, DuplicateIds, Occurrence, PassageConfig};
 use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING};
 use tantivy::{doc, Index, IndexWriter};
 
@@ -147,12 +147,21 @@ pub fn build_index(
         options.analyzer.clone(),
         options.bm25,
     );
+    let mut ids = DuplicateIds::default();
     for record in corpus {
         if interrupt.load(Ordering::Relaxed) {
             return Err(IndexError::Interrupted);
         }
-        let record = match record {
-            Ok(record) => record,
+        let record = match record.and_then(|r| ids.check(&r).map(|seen| (r, seen))) {
+            Ok((record, Occurrence::First)) => record,
+            Ok((record, Occurrence::Repeat { first })) => {
+                manifest.counts.repeated_articles += 1;
+                bar.println(format!(
+                    "{}: article {:?} repeats {first} exactly; indexed once",
+                    record.location, record.article.id
+                ));
+                continue;
+            }
             Err(err) if err.is_recoverable() && options.skip_bad_lines => {
                 manifest.counts.skipped_records += 1;
                 bar.println(format!("skipped: {err}"));

@@ -10,13 +10,13 @@ use odqa_analysis::{AnalyzerConfig, DictionarySource};
 use odqa_bench::{
     load_questions, run_retrieval_bench, write_report, RetrievalBenchOptions, RetrievedPassage,
 };
-use odqa_corpus::{open_corpus, split_passages, PassageConfig};
+use odqa_corpus::{open_corpus, split_passages, DuplicateIds, Occurrence, PassageConfig};
 use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, PassageIndex};
 
 use crate::corpora::{self, ResolvedCorpus};
 use crate::{
     AnalyzerArgs, AnalyzerChoice, BenchCommand, BenchRetrievalArgs, Bm25Args, BuildArgs, Cli,
-    Command, IndexCommand, PassageArgs, PassagesCommand, SearchArgs,
+    Command, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand, SearchArgs,
 };
 
 /// Largest `-k` / `--depth` accepted: beyond it BM25 ranks are noise and
@@ -50,6 +50,16 @@ pub fn run(cli: Cli) -> Result<()> {
             passages,
             skip_bad_lines,
         }) => export_passages(corpus.as_deref(), &out, &passages, skip_bad_lines),
+        Command::Models(ModelsCommand::Fetch) => {
+            let dir = odqa_encoder::fetch_model(&odqa_encoder::default_home())?;
+            println!("{}", dir.display());
+            Ok(())
+        }
+        Command::Embed {
+            texts,
+            passage,
+            model,
+        } => embed(&texts, passage, model),
         Command::Bench(BenchCommand::Retrieval(args)) => {
             bench_retrieval(&args, &dictionary, progress)
         }
@@ -152,8 +162,11 @@ fn build(
         counts.text_bytes as f64 / 1e6,
         manifest.build_seconds,
         counts.text_bytes as f64 / 1e6 / manifest.build_seconds.max(1e-9),
-        if counts.skipped_records > 0 {
-            format!(", {} malformed records skipped", counts.skipped_records)
+        if counts.skipped_records + counts.repeated_articles > 0 {
+            format!(
+                ", {} malformed records skipped, {} exact repeats indexed once",
+                counts.skipped_records, counts.repeated_articles
+            )
         } else {
             String::new()
         }
@@ -172,6 +185,24 @@ fn analyze(text: &str, args: &AnalyzerArgs, dictionary: &DictionarySource) -> Re
             m.byte_end,
             m.term.as_deref().unwrap_or("-")
         );
+    }
+    Ok(())
+}
+
+fn embed(texts: &[String], passage: bool, model: Option<PathBuf>) -> Result<()> {
+    let dir = match model {
+        Some(dir) => dir,
+        None => odqa_encoder::fetch_model(&odqa_encoder::default_home())?,
+    };
+    let encoder = odqa_encoder::Encoder::load(&dir, &odqa_encoder::Device::Cpu)?;
+    let kind = if passage {
+        odqa_encoder::TextKind::Passage
+    } else {
+        odqa_encoder::TextKind::Query
+    };
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for vector in encoder.embed(&refs, kind)? {
+        println!("{}", serde_json::to_string(&vector)?);
     }
     Ok(())
 }
@@ -250,10 +281,15 @@ fn export_passages(
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut writer = BufWriter::new(file);
-    let (mut count, mut skipped) = (0u64, 0u64);
+    let (mut count, mut skipped, mut repeated) = (0u64, 0u64, 0u64);
+    let mut ids = DuplicateIds::default();
     for record in open_corpus(&corpus.path)? {
-        let record = match record {
-            Ok(record) => record,
+        let record = match record.and_then(|r| ids.check(&r).map(|seen| (r, seen))) {
+            Ok((record, Occurrence::First)) => record,
+            Ok((_, Occurrence::Repeat { .. })) => {
+                repeated += 1;
+                continue;
+            }
             Err(err) if skip_bad_lines && err.is_recoverable() => {
                 eprintln!("skipped: {err}");
                 skipped += 1;
@@ -277,13 +313,8 @@ fn export_passages(
     drop(writer);
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
-        "wrote {count} passages to {}{}",
-        out.display(),
-        if skipped > 0 {
-            format!(" ({skipped} malformed records skipped)")
-        } else {
-            String::new()
-        }
+        "wrote {count} passages to {} ({skipped} malformed records skipped, {repeated} exact repeats of an article written once)",
+        out.display()
     );
     Ok(())
 }

