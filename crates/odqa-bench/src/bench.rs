@@ -72,6 +72,20 @@ pub struct LatencySummary {
     pub max: f64,
 }
 
+impl LatencySummary {
+    /// Mean and nearest-rank percentiles of `samples` (milliseconds).
+    pub fn of(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len().max(1) as f64;
+        LatencySummary {
+            mean: samples.iter().sum::<f64>() / n,
+            p50: percentile(&samples, 50.0),
+            p99: percentile(&samples, 99.0),
+            max: samples.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
 /// Result of [`run_retrieval_bench`].
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RetrievalReport {
@@ -240,13 +254,7 @@ pub fn run_retrieval_bench<E: Display>(
     progress.finish_and_clear();
 
     let n = questions.len() as f64;
-    latencies.sort_by(f64::total_cmp);
-    let latency_ms = LatencySummary {
-        mean: latencies.iter().sum::<f64>() / n,
-        p50: percentile(&latencies, 50.0),
-        p99: percentile(&latencies, 99.0),
-        max: latencies.last().copied().unwrap_or(0.0),
-    };
+    let latency_ms = LatencySummary::of(latencies);
     Ok(RetrievalReport {
         label: options.label.clone(),
         index: options.index.clone(),

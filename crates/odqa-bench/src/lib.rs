@@ -10,6 +10,9 @@
 //!   its report as JSON, a Markdown table and an SVG recall@k plot
 //!   ([`write_report`], [`markdown_table`], [`plot_recall_svg`]).
 //!
+//! * reading benchmarks ([`run_reading_bench`]): EM/F1 as the official
+//!   KorQuAD 1.0 script defines them, per-stage latency, windows/s.
+//!
 //! It must not touch indexes, analyzers or models: the caller passes a
 //! search closure that maps a question string and a depth to ranked
 //! [`RetrievedPassage`]s, and this crate only measures what comes back.
@@ -18,6 +21,7 @@ mod bench;
 mod error;
 mod metrics;
 mod questions;
+mod reading;
 mod report;
 
 pub use bench::{
@@ -27,4 +31,5 @@ pub use bench::{
 pub use error::BenchError;
 pub use metrics::{first_hit_rank, percentile};
 pub use questions::{load_questions, Question};
+pub use reading::{run_reading_bench, ReadingPrediction, ReadingReport};
 pub use report::{markdown_table, plot_recall_svg, write_report, ReportFiles};

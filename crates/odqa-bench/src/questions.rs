@@ -13,6 +13,12 @@ pub struct Question {
     pub id: String,
     pub question: String,
     pub answers: Vec<String>,
+    /// The gold paragraph, where the set gives one (reading benchmarks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The article title, where the set gives one (KorQuAD writes `_` for spaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// Loads a question set, detecting the format from the JSON top level:
@@ -160,10 +166,13 @@ impl Loader<'_> {
                 at: at.to_owned(),
             });
         }
+        let optional = |name: &str| obj.get(name).and_then(Value::as_str).map(str::to_owned);
         Ok(Question {
             id,
             question,
             answers,
+            context: optional("context"),
+            title: optional("title"),
         })
     }
 
@@ -221,7 +230,16 @@ impl Loader<'_> {
                 for (q, qa) in self.array(para, "qas", &at)?.iter().enumerate() {
                     let at = format!("data[{a}].paragraphs[{p}].qas[{q}]");
                     let qa = self.object(qa, &at)?;
-                    out.push(self.question(qa, &at)?);
+                    let mut question = self.question(qa, &at)?;
+                    question.context = para
+                        .get("context")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    question.title = article
+                        .get("title")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    out.push(question);
                 }
             }
         }

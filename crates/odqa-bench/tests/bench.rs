@@ -25,6 +25,8 @@ fn q(id: &str, question: &str, answers: &[&str]) -> Question {
         id: id.to_owned(),
         question: question.to_owned(),
         answers: answers.iter().map(|s| s.to_string()).collect(),
+        context: None,
+        title: None,
     }
 }
 
@@ -42,8 +44,12 @@ fn loads_squad_format() {
     );
     let qs = load_questions(&p).unwrap();
     assert_eq!(qs.len(), 3);
-    assert_eq!(qs[0], q("q1", "수도는?", &["서울", "서울시"]));
+    let mut q1 = q("q1", "수도는?", &["서울", "서울시"]);
+    q1.context = Some("서울은 수도다".into());
+    q1.title = Some("A".into());
+    assert_eq!(qs[0], q1);
     assert_eq!(qs[2].id, "q3");
+    assert_eq!(qs[2].title.as_deref(), Some("B"));
 }
 
 #[test]
@@ -59,8 +65,16 @@ fn loads_klue_list_format() {
     assert_eq!(
         qs,
         vec![
-            q("mrc-1", "누구?", &["홍길동"]),
-            q("mrc-2", "언제?", &["1990년"])
+            Question {
+                context: Some("c".into()),
+                title: Some("T".into()),
+                ..q("mrc-1", "누구?", &["홍길동"])
+            },
+            Question {
+                context: Some("c".into()),
+                title: Some("T".into()),
+                ..q("mrc-2", "언제?", &["1990년"])
+            },
         ]
     );
 }

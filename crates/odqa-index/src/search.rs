@@ -84,6 +84,49 @@ impl PassageIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// The passage with this id, if the index has it.
+    pub fn passage(&self, passage_id: &str) -> Result<Option<Hit>, IndexError> {
+        let searcher = self.reader.searcher();
+        let term = Term::from_field_text(self.fields.passage_id, passage_id);
+        let tantivy_err = |source| IndexError::Tantivy {
+            path: self.path.clone(),
+            source,
+        };
+        for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
+            let inverted = segment
+                .inverted_index(self.fields.passage_id)
+                .map_err(tantivy_err)?;
+            let postings = inverted
+                .read_postings(&term, IndexRecordOption::Basic)
+                .map_err(|e| tantivy_err(e.into()))?;
+            if let Some(postings) = postings {
+                let doc = postings.doc();
+                if doc != TERMINATED && segment.alive_bitset().is_none_or(|a| a.is_alive(doc)) {
+                    let address = DocAddress::new(segment_ord as u32, doc);
+                    return self.hit(&searcher, address, 0.0).map(Some);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every passage as `(passage_id, text)`, in index order: the same
+    /// order for the same index, so work over it can resume.
+    pub fn passages(&self) -> Result<Vec<(String, String)>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::with_capacity(searcher.num_docs() as usize);
+        for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
+            for doc in 0..segment.max_doc() {
+                if segment.alive_bitset().is_some_and(|a| !a.is_alive(doc)) {
+                    continue;
+                }
+                let hit = self.hit(&searcher, DocAddress::new(segment_ord as u32, doc), 0.0)?;
+                out.push((hit.passage_id, hit.text));
+            }
+        }
+        Ok(out)
+    }
+
     /// The top `k` passages for `query` under the manifest's BM25 parameters.
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, IndexError> {
         self.search_with(query, k, &self.manifest.bm25)

@@ -146,3 +146,17 @@ fn interrupted_build_leaves_nothing() {
         "staging directory removed"
     );
 }
+
+#[test]
+fn passages_are_listed_and_found_by_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build(tmp.path(), AnalyzerConfig::default());
+    let passages = index.passages().unwrap();
+    assert_eq!(passages.len() as u64, index.num_passages());
+    assert_eq!(index.passages().unwrap(), passages, "stable order");
+    let (id, text) = &passages[passages.len() / 2];
+    let hit = index.passage(id).unwrap().expect("found");
+    assert_eq!(&hit.text, text);
+    assert_eq!(&hit.passage_id, id);
+    assert!(index.passage("no-such-passage").unwrap().is_none());
+}

@@ -14,6 +14,7 @@ use odqa_corpus::{open_corpus, split_passages, DuplicateIds, Occurrence, Passage
 use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, PassageIndex};
 
 use crate::corpora::{self, ResolvedCorpus};
+use crate::{dense, reading};
 use crate::{
     AnalyzerArgs, AnalyzerChoice, BenchCommand, BenchRetrievalArgs, Bm25Args, BuildArgs, Cli,
     Command, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand, SearchArgs,
@@ -34,7 +35,20 @@ pub fn run(cli: Cli) -> Result<()> {
                 .out
                 .clone()
                 .unwrap_or_else(|| default_index_dir(&corpus));
-            build(&args, &corpus, out, &dictionary, progress).map(|_| ())
+            build(&args, &corpus, out.clone(), &dictionary, progress)?;
+            if args.dense {
+                dense::build(
+                    &out,
+                    &dictionary,
+                    &crate::DenseArgs::defaults(out.clone()),
+                    progress,
+                )?;
+            }
+            Ok(())
+        }
+        Command::Index(IndexCommand::Dense(args)) => {
+            let index = index_dir(args.index.clone())?;
+            dense::build(&index, &dictionary, &args, progress)
         }
         Command::Index(IndexCommand::Info { index }) => {
             let index = index_dir(index)?;
@@ -60,6 +74,65 @@ pub fn run(cli: Cli) -> Result<()> {
             passage,
             model,
         } => embed(&texts, passage, model),
+        Command::Read {
+            question,
+            context,
+            context_file,
+            reader,
+            json,
+        } => reading::read(
+            &question,
+            context.as_deref(),
+            context_file.as_deref(),
+            &reader,
+            json,
+        ),
+        Command::Ask(args) => {
+            let index = index_dir(args.index.clone())?;
+            reading::ask(&args, index, &dictionary)
+        }
+        Command::Bench(BenchCommand::Mrc {
+            data,
+            reader,
+            label,
+            limit,
+            out_dir,
+        }) => reading::ReadingBench {
+            questions: &data,
+            reader: &reader,
+            label,
+            limit,
+            out_dir: &out_dir,
+            progress,
+        }
+        .mrc(),
+        Command::Bench(BenchCommand::Odqa {
+            index,
+            questions,
+            top_k,
+            retrieval_weight,
+            reader,
+            retrieval,
+            label,
+            limit,
+            out_dir,
+        }) => {
+            let index = index_dir(index)?;
+            let options = odqa_pipeline::AskOptions {
+                top_k,
+                retrieval_weight,
+                ..Default::default()
+            };
+            reading::ReadingBench {
+                questions: &questions,
+                reader: &reader,
+                label,
+                limit,
+                out_dir: &out_dir,
+                progress,
+            }
+            .odqa(&index, &dictionary, &retrieval, options)
+        }
         Command::Bench(BenchCommand::Retrieval(args)) => {
             bench_retrieval(&args, &dictionary, progress)
         }
@@ -114,7 +187,7 @@ impl AnalyzerArgs {
 }
 
 impl Bm25Args {
-    fn apply(&self, base: Bm25Params) -> Bm25Params {
+    pub fn apply(&self, base: Bm25Params) -> Bm25Params {
         Bm25Params {
             k1: self.k1.unwrap_or(base.k1),
             b: self.b.unwrap_or(base.b),
@@ -123,7 +196,7 @@ impl Bm25Args {
     }
 }
 
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler_flag = Arc::clone(&flag);
     // A second handler cannot be installed (the demo builds once); keep going.
@@ -220,16 +293,16 @@ fn search(args: &SearchArgs, dictionary: &DictionarySource) -> Result<()> {
         bail!("the query is empty");
     }
     let dir = index_dir(args.index.clone())?;
-    let index = PassageIndex::open(&dir, dictionary)?;
-    let params = args.bm25.apply(index.manifest().bm25);
-    let hits = index.search_with(&args.query, args.k, &params)?;
+    let retriever = args.retrieval.open(&dir, dictionary, &args.bm25)?;
+    let index = retriever.bm25();
+    let hits = retriever.retrieve(&args.query, args.k)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &hits)?;
         writeln!(out)?;
     } else {
-        print_hits(&mut out, &index, &args.query, &hits)?;
+        print_hits(&mut out, index, &args.query, &hits)?;
     }
     out.flush()?;
     Ok(())
@@ -326,9 +399,9 @@ fn bench_retrieval(
 ) -> Result<()> {
     check_k(args.depth, "--depth")?;
     let dir = index_dir(args.index.clone())?;
-    let index = PassageIndex::open(&dir, dictionary)?;
-    let params = args.bm25.apply(index.manifest().bm25);
-    params.validate()?;
+    let retriever = args.retrieval.open(&dir, dictionary, &args.bm25)?;
+    let index = retriever.bm25();
+    let params = retriever.options().bm25.unwrap_or(index.manifest().bm25);
     let questions = load_questions(&args.questions)?;
     let index_name = dir
         .file_name()
@@ -346,7 +419,7 @@ fn bench_retrieval(
         label: label.clone(),
         index: dir.display().to_string(),
         questions_file: args.questions.display().to_string(),
-        mode: "bm25".into(),
+        mode: args.retrieval.mode_name().into(),
         show_progress: progress,
         ..RetrievalBenchOptions::default()
     };
@@ -357,7 +430,7 @@ fn bench_retrieval(
         None => None,
     };
     let search = |query: &str, k: usize| {
-        index.search_with(query, k, &params).map(|hits| {
+        retriever.retrieve(query, k).map(|hits| {
             hits.into_iter()
                 .map(|h| RetrievedPassage {
                     passage_id: h.passage_id,
@@ -377,6 +450,7 @@ fn bench_retrieval(
         writer.flush()?;
     }
     report.extra = serde_json::json!({
+        "retrieval": retriever.options(),
         "bm25": params,
         "analyzer": index.manifest().analyzer,
         "passages": index.manifest().passages,
@@ -455,6 +529,7 @@ fn demo(corpus: Option<&str>, dictionary: &DictionarySource, progress: bool) -> 
             memory_mb: 512,
             skip_bad_lines: false,
             force: false,
+            dense: false,
         };
         build(&args, &corpus, dir.clone(), dictionary, progress)?;
     }

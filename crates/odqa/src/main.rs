@@ -4,6 +4,8 @@
 
 mod commands;
 mod corpora;
+mod dense;
+mod reading;
 
 use std::path::PathBuf;
 
@@ -49,6 +51,22 @@ enum Command {
     /// Passages as odqa cuts them, for other systems to use.
     #[command(subcommand)]
     Passages(PassagesCommand),
+    /// Answer a question: retrieve passages, then read them with a span model.
+    Ask(AskArgs),
+    /// Extract the answer to a question from a given context.
+    Read {
+        /// The question.
+        question: String,
+        /// The passage to read (or `--context-file`).
+        #[arg(long, conflicts_with = "context_file")]
+        context: Option<String>,
+        #[arg(long)]
+        context_file: Option<PathBuf>,
+        #[command(flatten)]
+        reader: ReaderArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Obtain and inspect models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -73,6 +91,9 @@ enum Command {
 enum IndexCommand {
     /// Build a BM25 index from a corpus.
     Build(BuildArgs),
+    /// Embed an index's passages with multilingual-e5-small and build its HNSW
+    /// graph (index/NAME/dense); resumes where an interrupted run stopped.
+    Dense(DenseArgs),
     /// Print an index's build manifest.
     Info {
         #[arg(long)]
@@ -106,6 +127,26 @@ struct BuildArgs {
     /// Replace an existing index.
     #[arg(long)]
     force: bool,
+    /// Also build the dense index (see `odqa index dense`).
+    #[arg(long)]
+    dense: bool,
+}
+
+#[derive(Args)]
+struct DenseArgs {
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Passages per encoder batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// Default HNSW ef at query time.
+    #[arg(long, default_value_t = 64)]
+    ef_search: usize,
 }
 
 #[derive(Args, Clone)]
@@ -152,6 +193,46 @@ struct Bm25Args {
     title_weight: Option<f32>,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeChoice {
+    Bm25,
+    Dense,
+    Hybrid,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FusionChoice {
+    /// Reciprocal-rank fusion.
+    Rrf,
+    /// Weighted sum of min-max normalized scores.
+    Weighted,
+}
+
+#[derive(Args, Clone)]
+struct RetrievalArgs {
+    /// Retriever: BM25, dense (multilingual-e5-small + HNSW), or both fused.
+    #[arg(long, value_enum, default_value = "bm25")]
+    mode: ModeChoice,
+    /// How hybrid mode fuses the two rankings.
+    #[arg(long, value_enum, default_value = "rrf")]
+    fusion: FusionChoice,
+    /// k of reciprocal-rank fusion.
+    #[arg(long, default_value_t = 60.0)]
+    rrf_k: f32,
+    /// Weight of the dense score in weighted fusion (0..=1).
+    #[arg(long, default_value_t = 0.5)]
+    dense_weight: f32,
+    /// Passages taken from each retriever before fusion.
+    #[arg(long, default_value_t = 100)]
+    fusion_depth: usize,
+    /// HNSW ef at query time (default: the dense index's).
+    #[arg(long)]
+    ef_search: Option<usize>,
+    /// Exact (brute-force) dense search instead of HNSW.
+    #[arg(long)]
+    exact: bool,
+}
+
 #[derive(Args)]
 struct SearchArgs {
     /// The question or query.
@@ -167,6 +248,51 @@ struct SearchArgs {
     json: bool,
     #[command(flatten)]
     bm25: Bm25Args,
+    #[command(flatten)]
+    retrieval: RetrievalArgs,
+}
+
+#[derive(Args, Clone)]
+struct ReaderArgs {
+    /// A QA model directory: a Hugging Face BertForQuestionAnswering checkpoint
+    /// (config.json, tokenizer.json, model.safetensors), or odqa's reader layout
+    /// (the base model's e5-small-q4.bin plus qa-head.safetensors).
+    #[arg(long, value_name = "DIR")]
+    reader: PathBuf,
+    /// Tokens per question+passage window.
+    #[arg(long, default_value_t = 384)]
+    max_len: usize,
+    /// Tokens between the starts of consecutive windows of a long passage.
+    #[arg(long, default_value_t = 128)]
+    doc_stride: usize,
+    /// Longest answer in tokens.
+    #[arg(long, default_value_t = 30)]
+    max_answer_tokens: usize,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+struct AskArgs {
+    question: String,
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Passages retrieved and read.
+    #[arg(long, default_value_t = 20)]
+    top_k: usize,
+    /// Weight of the retrieval score in an answer's score (0..=1).
+    #[arg(long, default_value_t = 0.0)]
+    retrieval_weight: f32,
+    /// Answers shown (the best and its alternatives).
+    #[arg(long, default_value_t = 5)]
+    answers: usize,
+    #[command(flatten)]
+    reader: ReaderArgs,
+    #[command(flatten)]
+    retrieval: RetrievalArgs,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -195,6 +321,42 @@ enum PassagesCommand {
 enum BenchCommand {
     /// Answer recall@k, MRR and latency of retrieval over a question set.
     Retrieval(BenchRetrievalArgs),
+    /// Reading with the gold paragraph given: EM/F1 (official KorQuAD 1.0), windows/s.
+    Mrc {
+        /// SQuAD/KorQuAD JSON or the KLUE-MRC list format (needs `context`).
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        reader: ReaderArgs,
+        #[arg(long)]
+        label: Option<String>,
+        /// Only the first N questions.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value = "bench/results")]
+        out_dir: PathBuf,
+    },
+    /// Retrieve, then read: EM/F1 and per-stage latency.
+    Odqa {
+        #[arg(long)]
+        index: Option<PathBuf>,
+        #[arg(long)]
+        questions: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        top_k: usize,
+        #[arg(long, default_value_t = 0.0)]
+        retrieval_weight: f32,
+        #[command(flatten)]
+        reader: ReaderArgs,
+        #[command(flatten)]
+        retrieval: RetrievalArgs,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, default_value = "bench/results")]
+        out_dir: PathBuf,
+    },
     /// One table and one recall@k plot from several retrieval results.
     Compare {
         /// Result files written by `odqa bench retrieval` (`*.json`).
@@ -233,6 +395,8 @@ struct BenchRetrievalArgs {
     export_hits: Option<PathBuf>,
     #[command(flatten)]
     bm25: Bm25Args,
+    #[command(flatten)]
+    retrieval: RetrievalArgs,
 }
 
 fn main() -> std::process::ExitCode {

@@ -1,0 +1,33 @@
+//! Retrieve-then-read: odqa's question answering pipeline.
+//!
+//! This crate owns the glue between retrieval and reading: choosing and
+//! fusing retrievers ([`Retriever`]: BM25, dense, hybrid), running the span
+//! model over question/passage windows in batches ([`Reader`]), and
+//! answering a question over an index with evidence ([`Pipeline`]). It must
+//! not tokenize corpora, build indexes, define model architectures or score
+//! spans itself: those belong to `odqa-index`, `odqa-encoder` and
+//! `odqa-reader`.
+
+mod ask;
+mod reader;
+mod retrieve;
+
+pub use ask::{AskOptions, AskResult, Evidence, Pipeline, PipelineAnswer, StageTimings};
+pub use reader::{ReadOutput, Reader, ReaderOptions};
+pub use retrieve::{RetrievalMode, RetrievalOptions, Retriever};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Index(#[from] odqa_index::IndexError),
+    #[error(transparent)]
+    Reader(#[from] odqa_reader::ReaderError),
+    #[error(transparent)]
+    Model(#[from] odqa_encoder::EncoderError),
+    #[error(transparent)]
+    Dense(#[from] odqa_dense::DenseError),
+    #[error("{0}")]
+    InvalidOption(String),
+}
+
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;

@@ -1,0 +1,142 @@
+use odqa_dense::{fuse, DenseIndex, Fusion};
+use odqa_encoder::{Encoder, TextKind};
+use odqa_index::{Bm25Params, Hit, PassageIndex};
+use serde::{Deserialize, Serialize};
+
+use crate::{PipelineError, Result};
+
+/// Which retriever ranks passages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetrievalMode {
+    Bm25,
+    Dense,
+    Hybrid,
+}
+
+/// Dense search and fusion settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalOptions {
+    pub mode: RetrievalMode,
+    pub fusion: Fusion,
+    /// Depth of each list before fusion (at least the requested k).
+    pub fusion_depth: usize,
+    /// HNSW `ef` at query time; `None` = the index's default.
+    pub ef_search: Option<usize>,
+    /// Brute-force dense search instead of HNSW (for evaluation).
+    pub exact: bool,
+    /// BM25 parameters; `None` = the index's.
+    pub bm25: Option<Bm25Params>,
+}
+
+impl Default for RetrievalOptions {
+    fn default() -> Self {
+        RetrievalOptions {
+            mode: RetrievalMode::Bm25,
+            fusion: Fusion::Rrf { k: 60.0 },
+            fusion_depth: 100,
+            ef_search: None,
+            exact: false,
+            bm25: None,
+        }
+    }
+}
+
+/// The BM25 index, and optionally the dense index with its query encoder.
+pub struct Retriever {
+    bm25: PassageIndex,
+    dense: Option<(DenseIndex, Encoder)>,
+    options: RetrievalOptions,
+}
+
+impl Retriever {
+    pub fn new(
+        bm25: PassageIndex,
+        dense: Option<(DenseIndex, Encoder)>,
+        options: RetrievalOptions,
+    ) -> Result<Self> {
+        if options.mode != RetrievalMode::Bm25 && dense.is_none() {
+            return Err(PipelineError::InvalidOption(
+                "dense and hybrid retrieval need a dense index: build one with `odqa index dense`"
+                    .into(),
+            ));
+        }
+        Ok(Retriever {
+            bm25,
+            dense,
+            options,
+        })
+    }
+
+    pub fn bm25(&self) -> &PassageIndex {
+        &self.bm25
+    }
+
+    pub fn options(&self) -> &RetrievalOptions {
+        &self.options
+    }
+
+    /// The top `k` passages for `query`, best first.
+    pub fn retrieve(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
+        match (self.options.mode, &self.dense) {
+            (RetrievalMode::Bm25, _) | (_, None) => self.bm25_search(query, k),
+            (RetrievalMode::Dense, Some(dense)) => {
+                let ranked = self.dense_ranked(dense, query, k)?;
+                self.hits(ranked)
+            }
+            (RetrievalMode::Hybrid, Some(dense)) => {
+                let depth = self.options.fusion_depth.max(k);
+                let bm25: Vec<(String, f32)> = match self.bm25_search(query, depth) {
+                    Ok(hits) => hits.into_iter().map(|h| (h.passage_id, h.score)).collect(),
+                    // A query of only function words still has a dense reading.
+                    Err(PipelineError::Index(odqa_index::IndexError::EmptyQuery { .. })) => {
+                        Vec::new()
+                    }
+                    Err(e) => return Err(e),
+                };
+                let dense = self.dense_ranked(dense, query, depth)?;
+                self.hits(fuse(&bm25, &dense, self.options.fusion, k))
+            }
+        }
+    }
+
+    fn bm25_search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
+        let params = self.options.bm25.unwrap_or(self.bm25.manifest().bm25);
+        Ok(self.bm25.search_with(query, k, &params)?)
+    }
+
+    fn dense_ranked(
+        &self,
+        (index, encoder): &(DenseIndex, Encoder),
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<(String, f32)>> {
+        let vector = encoder
+            .embed(&[query], TextKind::Query)?
+            .pop()
+            .ok_or_else(|| {
+                PipelineError::InvalidOption("the encoder returned no embedding".into())
+            })?;
+        let hits = if self.options.exact {
+            index.search_exact(&vector, k)?
+        } else {
+            index.search(&vector, k, self.options.ef_search)?
+        };
+        Ok(hits.into_iter().map(|h| (h.passage_id, h.score)).collect())
+    }
+
+    /// Stored passages for ranked ids, carrying the ranking's scores.
+    fn hits(&self, ranked: Vec<(String, f32)>) -> Result<Vec<Hit>> {
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (passage_id, score) in ranked {
+            let mut hit = self.bm25.passage(&passage_id)?.ok_or_else(|| {
+                PipelineError::InvalidOption(format!(
+                    "the dense index names passage {passage_id:?}, which the BM25 index lacks: rebuild the dense index"
+                ))
+            })?;
+            hit.score = score;
+            hits.push(hit);
+        }
+        Ok(hits)
+    }
+}

@@ -1,0 +1,39 @@
+//! The model-independent half of odqa's span-extraction reader.
+//!
+//! A transformer (run elsewhere, e.g. with candle) reads a question and a
+//! passage and emits one start and one end logit per token; everything
+//! around that model call lives here:
+//!
+//! - **Answer metrics** ([`metrics`]): the official KorQuAD 1.0 evaluation
+//!   script, ported exactly: normalization, exact match, character-level
+//!   F1, max over gold answers, corpus averages, and reading KorQuAD/SQuAD
+//!   JSON datasets.
+//! - **Windows** ([`windows`]): question + passage-chunk model inputs laid
+//!   out the way the tokenizer's own post-processor lays out pairs
+//!   (`[CLS] q [SEP] p [SEP]` or `<s> q </s></s> p </s>`), sliding over long
+//!   passages with a document stride, each passage token carrying its span
+//!   in the passage in characters; padded batches.
+//! - **Span scoring** ([`spans`]): softmax over a window's passage tokens
+//!   (plus the first token for "no answer"), best spans by
+//!   `p_start × p_end` within a maximum answer length, mapped back to exact
+//!   passage substrings and merged across windows and passages.
+//!
+//! It must not touch models or tensors (no candle dependency: logits come in
+//! as `f32` slices), retrieval, or any I/O beyond reading datasets. Errors
+//! are [`ReaderError`]s; no input reaches an `unwrap`/`expect`.
+
+mod error;
+pub mod metrics;
+pub mod spans;
+pub mod testing;
+pub mod windows;
+
+pub use error::{ReaderError, Result};
+pub use metrics::{evaluate, exact_match, f1, normalize_answer, Scores};
+pub use spans::{
+    best_answers, best_answers_flat, merge_answers, no_answer_score, score_window, Answer,
+    ScoringConfig, SpanCandidate, WindowSpans,
+};
+pub use windows::{
+    batch, build_windows, pad_id, PairLayout, PassageTokens, Window, WindowConfig, Windower,
+};

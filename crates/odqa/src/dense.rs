@@ -1,0 +1,164 @@
+//! `odqa index dense` and the retrieval flags shared by search, ask and the
+//! benchmarks.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use odqa_analysis::DictionarySource;
+use odqa_corpus::{open_corpus, split_passages, DuplicateIds, Occurrence};
+use odqa_dense::{build_dense_index, DenseBuildOptions, DenseIndex, Fusion, HnswParams};
+use odqa_encoder::{Device, Encoder};
+use odqa_index::{IndexManifest, PassageIndex};
+use odqa_pipeline::{RetrievalMode, RetrievalOptions, Retriever};
+
+use crate::{Bm25Args, DenseArgs, FusionChoice, ModeChoice, RetrievalArgs};
+
+/// The dense index lives inside the BM25 index directory.
+pub fn dense_dir(index: &Path) -> PathBuf {
+    index.join("dense")
+}
+
+/// Name recorded in dense manifests: resuming checks it.
+const MODEL_NAME: &str = "multilingual-e5-small";
+
+fn encoder() -> Result<Encoder> {
+    let dir = odqa_encoder::fetch_model(&odqa_encoder::default_home())?;
+    Ok(Encoder::load(&dir, &Device::Cpu)?)
+}
+
+impl DenseArgs {
+    pub fn defaults(index: PathBuf) -> Self {
+        DenseArgs {
+            index: Some(index),
+            batch_size: 16,
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
+    }
+}
+
+/// Embeds the passages of the index at `index` in corpus order (the order
+/// `odqa passages export` writes, stable across runs, so a rerun resumes).
+pub fn build(
+    index: &Path,
+    dictionary: &DictionarySource,
+    args: &DenseArgs,
+    progress: bool,
+) -> Result<()> {
+    let manifest = IndexManifest::read(index)?;
+    let bm25 = PassageIndex::open(index, dictionary)?;
+    let passages = corpus_passages(&manifest)?;
+    if passages.len() as u64 != bm25.num_passages() {
+        bail!(
+            "{} yields {} passages but the index at {} holds {}: the corpus changed since the build; rebuild the index",
+            manifest.corpus.display(),
+            passages.len(),
+            index.display(),
+            bm25.num_passages()
+        );
+    }
+    let mut options = DenseBuildOptions::new(dense_dir(index), MODEL_NAME.to_string());
+    options.batch_size = args.batch_size;
+    options.progress = progress;
+    options.hnsw = HnswParams {
+        m: args.m,
+        ef_construction: args.ef_construction,
+        ef_search: args.ef_search,
+    };
+    let interrupt = crate::commands::interrupt_flag();
+    let built = build_dense_index(&passages, &encoder()?, &options, &interrupt)
+        .with_context(|| format!("building the dense index in {}", options.dir.display()))?;
+    eprintln!(
+        "dense index {}: {} passages, dim {}, {:.1} passages/s embedding ({} resumed), graph {:.1} s",
+        options.dir.display(),
+        built.count,
+        built.dim,
+        built.passages_per_s,
+        built.rows_resumed,
+        built.seconds_graph
+    );
+    Ok(())
+}
+
+fn corpus_passages(manifest: &IndexManifest) -> Result<Vec<(String, String)>> {
+    let mut ids = DuplicateIds::default();
+    let mut out = Vec::new();
+    for record in open_corpus(&manifest.corpus)
+        .with_context(|| "re-reading the index's corpus for its passages")?
+    {
+        let record = match record.and_then(|r| ids.check(&r).map(|seen| (r, seen))) {
+            Ok((record, Occurrence::First)) => record,
+            Ok((_, Occurrence::Repeat { .. })) => continue,
+            // The build skipped these only under --skip-bad-lines; skip the same.
+            Err(err) if err.is_recoverable() && manifest.counts.skipped_records > 0 => continue,
+            Err(err) => return Err(err.into()),
+        };
+        out.extend(
+            split_passages(&record.article, &manifest.passages)
+                .into_iter()
+                .map(|p| (p.id, p.text)),
+        );
+    }
+    Ok(out)
+}
+
+impl RetrievalArgs {
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            ModeChoice::Bm25 => "bm25",
+            ModeChoice::Dense => "dense",
+            ModeChoice::Hybrid => "hybrid",
+        }
+    }
+
+    fn options(&self, bm25: &Bm25Args, base: odqa_index::Bm25Params) -> Result<RetrievalOptions> {
+        if !(0.0..=1.0).contains(&self.dense_weight) {
+            bail!(
+                "--dense-weight must be within 0..=1, got {}",
+                self.dense_weight
+            );
+        }
+        if self.fusion_depth == 0 {
+            bail!("--fusion-depth must be at least 1");
+        }
+        let params = bm25.apply(base);
+        params.validate()?;
+        Ok(RetrievalOptions {
+            mode: match self.mode {
+                ModeChoice::Bm25 => RetrievalMode::Bm25,
+                ModeChoice::Dense => RetrievalMode::Dense,
+                ModeChoice::Hybrid => RetrievalMode::Hybrid,
+            },
+            fusion: match self.fusion {
+                FusionChoice::Rrf => Fusion::Rrf { k: self.rrf_k },
+                FusionChoice::Weighted => Fusion::Weighted {
+                    dense_weight: self.dense_weight,
+                },
+            },
+            fusion_depth: self.fusion_depth,
+            ef_search: self.ef_search,
+            exact: self.exact,
+            bm25: Some(params),
+        })
+    }
+
+    /// The BM25 index at `dir`, plus its dense index and the query encoder
+    /// when the mode needs them.
+    pub fn open(
+        &self,
+        dir: &Path,
+        dictionary: &DictionarySource,
+        bm25: &Bm25Args,
+    ) -> Result<Retriever> {
+        let index = PassageIndex::open(dir, dictionary)?;
+        let options = self.options(bm25, index.manifest().bm25)?;
+        let dense = match self.mode {
+            ModeChoice::Bm25 => None,
+            ModeChoice::Dense | ModeChoice::Hybrid => {
+                Some((DenseIndex::open(&dense_dir(dir))?, encoder()?))
+            }
+        };
+        Ok(Retriever::new(index, dense, options)?)
+    }
+}

@@ -1,0 +1,271 @@
+//! Subcommands that run the span reader: `read`, `ask`, `bench mrc`,
+//! `bench odqa`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use odqa_analysis::DictionarySource;
+use odqa_bench::{load_questions, run_reading_bench, ReadingPrediction, ReadingReport};
+use odqa_pipeline::{AskOptions, AskResult, Pipeline, Reader, ReaderOptions};
+
+use crate::ReaderArgs;
+
+impl ReaderArgs {
+    fn load(&self) -> Result<Reader> {
+        let mut options = ReaderOptions::default();
+        options.windows.max_len = self.max_len;
+        options.windows.doc_stride = self.doc_stride;
+        options.scoring.max_answer_tokens = self.max_answer_tokens;
+        options.batch_size = self.batch_size;
+        Reader::load(&self.reader, options)
+            .with_context(|| format!("loading the reader from {}", self.reader.display()))
+    }
+}
+
+pub fn read(
+    question: &str,
+    context: Option<&str>,
+    context_file: Option<&Path>,
+    args: &ReaderArgs,
+    json: bool,
+) -> Result<()> {
+    let context = match (context, context_file) {
+        (Some(text), None) => text.to_string(),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        _ => bail!("give the passage with --context TEXT or --context-file FILE"),
+    };
+    if question.trim().is_empty() {
+        bail!("the question is empty");
+    }
+    let reader = args.load()?;
+    let output = reader.read(question, &[context.as_str()])?;
+    if json {
+        let answers: Vec<_> = output
+            .answers
+            .iter()
+            .map(|a| serde_json::json!({"text": a.text, "score": a.score, "char_start": a.char_start, "char_end": a.char_end}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"answers": answers, "windows": output.windows})
+            )?
+        );
+    } else {
+        for (rank, a) in output.answers.iter().enumerate() {
+            println!(
+                "{:>2}. {:.4}  {}  [{}..{}]",
+                rank + 1,
+                a.score,
+                a.text,
+                a.char_start,
+                a.char_end
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn ask(args: &crate::AskArgs, index_dir: PathBuf, dictionary: &DictionarySource) -> Result<()> {
+    if args.question.trim().is_empty() {
+        bail!("the question is empty");
+    }
+    let retriever = args
+        .retrieval
+        .open(&index_dir, dictionary, &crate::Bm25Args::default())?;
+    let pipeline = Pipeline::new(retriever, args.reader.load()?);
+    let options = AskOptions {
+        top_k: args.top_k,
+        retrieval_weight: args.retrieval_weight,
+        answers: args.answers,
+    };
+    let result = pipeline.ask(&args.question, &options)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &result)?;
+        writeln!(out)?;
+    } else {
+        print_answers(&mut out, &result)?;
+    }
+    Ok(())
+}
+
+fn print_answers(out: &mut impl Write, result: &AskResult) -> Result<()> {
+    if result.answers.is_empty() {
+        writeln!(out, "no answer found for {:?}", result.question)?;
+    }
+    for (rank, answer) in result.answers.iter().enumerate() {
+        let ev = &answer.evidence;
+        writeln!(
+            out,
+            "{:>2}. {}  (score {:.4}, span p {:.4})\n    {} [{}] #{} · chars {}..{} of the article\n    {}",
+            rank + 1,
+            answer.text,
+            answer.score,
+            answer.span_probability,
+            ev.title,
+            ev.passage_id,
+            ev.retrieval_rank,
+            ev.article_char_start,
+            ev.article_char_end,
+            ev.sentence.replace('\n', " ")
+        )?;
+    }
+    writeln!(
+        out,
+        "retrieve {:.1} ms · read {:.1} ms ({} windows)",
+        result.timings.retrieve_ms, result.timings.read_ms, result.timings.windows
+    )?;
+    Ok(())
+}
+
+pub struct ReadingBench<'a> {
+    pub questions: &'a Path,
+    pub reader: &'a ReaderArgs,
+    pub label: Option<String>,
+    pub limit: Option<usize>,
+    pub out_dir: &'a Path,
+    pub progress: bool,
+}
+
+impl ReadingBench<'_> {
+    fn questions(&self) -> Result<Vec<odqa_bench::Question>> {
+        let mut questions = load_questions(self.questions)?;
+        if let Some(limit) = self.limit {
+            questions.truncate(limit);
+        }
+        Ok(questions)
+    }
+
+    fn label(&self) -> String {
+        self.label.clone().unwrap_or_else(|| {
+            self.reader
+                .reader
+                .file_name()
+                .map_or_else(|| "reader".into(), |n| n.to_string_lossy().into_owned())
+        })
+    }
+
+    fn write(
+        &self,
+        mut report: ReadingReport,
+        predictions: &std::collections::BTreeMap<String, String>,
+        extra: serde_json::Value,
+    ) -> Result<()> {
+        report.extra = extra;
+        let stem = format!(
+            "{}-{}-{}",
+            report.kind,
+            self.questions
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+            report.label
+        );
+        std::fs::create_dir_all(self.out_dir)
+            .with_context(|| format!("creating {}", self.out_dir.display()))?;
+        let json = self.out_dir.join(format!("{stem}.json"));
+        let preds = self.out_dir.join(format!("{stem}.predictions.json"));
+        std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", json.display()))?;
+        std::fs::write(&preds, serde_json::to_vec_pretty(predictions)?)
+            .with_context(|| format!("writing {}", preds.display()))?;
+        println!(
+            "{} {}: {} questions · EM {:.2} · F1 {:.2} · read p50 {:.1} ms · {:.1} windows/s · total p50 {:.1} ms p99 {:.1} ms",
+            report.kind,
+            report.label,
+            report.questions,
+            report.exact_match,
+            report.f1,
+            report.read_ms.p50,
+            report.windows_per_second,
+            report.total_ms.p50,
+            report.total_ms.p99
+        );
+        eprintln!("wrote {} and {}", json.display(), preds.display());
+        Ok(())
+    }
+
+    pub fn mrc(&self) -> Result<()> {
+        let questions = self.questions()?;
+        if let Some(q) = questions
+            .iter()
+            .find(|q| q.context.as_deref().is_none_or(|c| c.trim().is_empty()))
+        {
+            bail!(
+                "question {:?} in {} has no context: bench mrc needs gold paragraphs",
+                q.id,
+                self.questions.display()
+            );
+        }
+        let reader = self.reader.load()?;
+        let (report, predictions) = run_reading_bench(
+            &questions,
+            &self.label(),
+            "mrc",
+            &self.questions.display().to_string(),
+            self.progress,
+            |q| {
+                let context = q.context.as_deref().unwrap_or_default();
+                reader
+                    .read(&q.question, &[context])
+                    .map(|out| ReadingPrediction {
+                        answer: out
+                            .answers
+                            .first()
+                            .map(|a| a.text.clone())
+                            .unwrap_or_default(),
+                        retrieve_ms: 0.0,
+                        read_ms: out.seconds * 1e3,
+                        windows: out.windows,
+                    })
+            },
+        )?;
+        self.write(
+            report,
+            &predictions,
+            serde_json::json!({"reader": self.reader.reader, "options": reader.options()}),
+        )
+    }
+
+    pub fn odqa(
+        &self,
+        index_dir: &Path,
+        dictionary: &DictionarySource,
+        retrieval: &crate::RetrievalArgs,
+        options: AskOptions,
+    ) -> Result<()> {
+        let questions = self.questions()?;
+        let retriever = retrieval.open(index_dir, dictionary, &crate::Bm25Args::default())?;
+        let pipeline = Pipeline::new(retriever, self.reader.load()?);
+        let (report, predictions) = run_reading_bench(
+            &questions,
+            &self.label(),
+            "odqa",
+            &self.questions.display().to_string(),
+            self.progress,
+            |q| {
+                pipeline
+                    .ask(&q.question, &options)
+                    .map(|result| ReadingPrediction {
+                        answer: result
+                            .answers
+                            .first()
+                            .map(|a| a.text.clone())
+                            .unwrap_or_default(),
+                        retrieve_ms: result.timings.retrieve_ms,
+                        read_ms: result.timings.read_ms,
+                        windows: result.timings.windows,
+                    })
+            },
+        )?;
+        self.write(
+            report,
+            &predictions,
+            serde_json::json!({"reader": self.reader.reader, "index": index_dir, "ask": options, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options()}),
+        )
+    }
+}
