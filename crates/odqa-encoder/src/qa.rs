@@ -55,10 +55,12 @@ impl QaModel {
     /// [`QA_HEAD_FILE`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let config_path = dir.join(CONFIG_FILE);
-        check_architecture(&config_path)?;
+        // odqa's reader layout keeps the base model's config (BertModel).
+        let reader_layout = dir.join(WEIGHTS_FILE).is_file();
+        check_architecture(&config_path, reader_layout)?;
         let config = load_config(&config_path)?;
         let (backbone, mut heads) = load_backbone(dir, &config, WeightFormat::F32, device)?;
-        let head_source = if dir.join(WEIGHTS_FILE).is_file() {
+        let head_source = if reader_layout {
             let head_path = dir.join(QA_HEAD_FILE);
             if !head_path.is_file() {
                 return Err(EncoderError::MissingTensor {
@@ -124,7 +126,7 @@ impl QaModel {
     }
 }
 
-fn check_architecture(config_path: &Path) -> Result<()> {
+fn check_architecture(config_path: &Path, base_allowed: bool) -> Result<()> {
     let bytes = std::fs::read(config_path).map_err(|e| EncoderError::io(config_path, e))?;
     let json: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| EncoderError::Config {
@@ -136,10 +138,9 @@ fn check_architecture(config_path: &Path) -> Result<()> {
         .and_then(|a| a.as_array())
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    match architectures
-        .iter()
-        .find(|a| !SUPPORTED_ARCHITECTURES.contains(a))
-    {
+    let supported =
+        |a: &&str| SUPPORTED_ARCHITECTURES.contains(a) || (base_allowed && *a == "BertModel");
+    match architectures.iter().find(|a| !supported(a)) {
         Some(other) => Err(EncoderError::UnsupportedModel {
             path: config_path.to_path_buf(),
             model_type: format!(

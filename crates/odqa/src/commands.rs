@@ -64,6 +64,29 @@ pub fn run(cli: Cli) -> Result<()> {
             passages,
             skip_bad_lines,
         }) => export_passages(corpus.as_deref(), &out, &passages, skip_bad_lines),
+        Command::Models(ModelsCommand::Prune { corpus, out }) => {
+            let corpus = corpora::resolve(corpus.as_deref())?;
+            let model = odqa_encoder::fetch_model(&odqa_encoder::default_home())?;
+            let mut texts = Vec::new();
+            for record in open_corpus(&corpus.path)? {
+                let record = record?;
+                texts.extend(
+                    split_passages(&record.article, &PassageConfig::default())
+                        .into_iter()
+                        .map(|p| p.text),
+                );
+            }
+            let report = odqa_encoder::prune_model(&model, texts, &out)?;
+            eprintln!(
+                "wrote {}: {} of {} pieces kept, {:.1} MB → {:.1} MB",
+                out.display(),
+                report.kept,
+                report.original,
+                report.bytes_before as f64 / 1e6,
+                report.bytes_after as f64 / 1e6
+            );
+            Ok(())
+        }
         Command::Models(ModelsCommand::Fetch) => {
             let dir = odqa_encoder::fetch_model(&odqa_encoder::default_home())?;
             println!("{}", dir.display());
@@ -91,6 +114,30 @@ pub fn run(cli: Cli) -> Result<()> {
             let index = index_dir(args.index.clone())?;
             reading::ask(&args, index, &dictionary)
         }
+        Command::Bench(BenchCommand::Ann {
+            index,
+            questions,
+            k,
+            ef,
+            out_dir,
+        }) => dense::bench_ann(&index_dir(index)?, &questions, k, &ef, &out_dir),
+        Command::Bench(BenchCommand::Reader {
+            reader,
+            seq_len,
+            batch_sizes,
+            windows,
+            corpus,
+            out_dir,
+            label,
+        }) => reading::throughput(&reading::Throughput {
+            reader: &reader,
+            seq_len,
+            batch_sizes: &batch_sizes,
+            windows,
+            corpus: corpus.as_deref(),
+            out_dir: &out_dir,
+            label,
+        }),
         Command::Bench(BenchCommand::Mrc {
             data,
             reader,

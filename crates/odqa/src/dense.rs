@@ -162,3 +162,65 @@ impl RetrievalArgs {
         Ok(Retriever::new(index, dense, options)?)
     }
 }
+
+/// Recall@k of HNSW search against exact search over the same embeddings,
+/// and queries/s of each (query embedding excluded: vectors are computed
+/// first).
+pub fn bench_ann(
+    index: &Path,
+    questions: &Path,
+    k: usize,
+    efs: &[usize],
+    out_dir: &Path,
+) -> Result<()> {
+    if k == 0 || efs.is_empty() || efs.contains(&0) {
+        bail!("-k and every --ef must be at least 1");
+    }
+    let dense = DenseIndex::open(&dense_dir(index))?;
+    let encoder = encoder()?;
+    let questions = odqa_bench::load_questions(questions)?;
+    let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
+    let vectors = encoder.embed(&texts, odqa_encoder::TextKind::Query)?;
+    let started = std::time::Instant::now();
+    let exact: Vec<Vec<usize>> = vectors
+        .iter()
+        .map(|v| {
+            Ok(dense
+                .search_exact(v, k)?
+                .into_iter()
+                .map(|h| h.row)
+                .collect())
+        })
+        .collect::<Result<_>>()?;
+    let exact_qps = vectors.len() as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "exact: {exact_qps:.0} queries/s over {} passages",
+        dense.len()
+    );
+    let mut rows = vec![serde_json::json!({"method": "exact", "queries_per_second": exact_qps})];
+    for &ef in efs {
+        let started = std::time::Instant::now();
+        let mut found = 0usize;
+        for (vector, truth) in vectors.iter().zip(&exact) {
+            let hits = dense.search(vector, k, Some(ef))?;
+            found += hits.iter().filter(|h| truth.contains(&h.row)).count();
+        }
+        let qps = vectors.len() as f64 / started.elapsed().as_secs_f64();
+        let recall = found as f64 / exact.iter().map(Vec::len).sum::<usize>().max(1) as f64;
+        println!("ef {ef:>4}: recall@{k} {recall:.4} against exact, {qps:.0} queries/s");
+        rows.push(serde_json::json!({"method": "hnsw", "ef_search": ef, "recall_vs_exact": recall, "queries_per_second": qps}));
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let name = index
+        .file_name()
+        .map_or_else(|| "index".into(), |n| n.to_string_lossy().into_owned());
+    let path = out_dir.join(format!("ann-{name}.json"));
+    let report = serde_json::json!({
+        "index": index, "passages": dense.len(), "queries": vectors.len(), "k": k,
+        "hnsw": dense.manifest().hnsw, "rows": rows,
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}

