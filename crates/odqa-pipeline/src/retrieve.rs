@@ -33,7 +33,8 @@ impl Default for RetrievalOptions {
     fn default() -> Self {
         RetrievalOptions {
             mode: RetrievalMode::Bm25,
-            fusion: Fusion::Rrf { k: 60.0 },
+            // Chosen on the dev questions over kowiki-2020-mini (bench/README.md).
+            fusion: Fusion::Weighted { dense_weight: 0.5 },
             fusion_depth: 100,
             ef_search: None,
             exact: false,
