@@ -90,3 +90,55 @@ mod tests {
         assert!(err.to_string().contains("c.jsonl:1"), "{err}");
     }
 }
+
+/// One step of [`UniqueArticles`].
+#[derive(Debug)]
+pub enum CorpusEvent {
+    /// An article to use.
+    Article(ArticleRecord),
+    /// An exact repeat of an earlier article, to count and drop.
+    Repeat {
+        record: ArticleRecord,
+        first: SourceLocation,
+    },
+    /// A malformed record skipped because the caller allowed it.
+    Skipped(CorpusError),
+}
+
+/// A corpus's articles with repeats recognised and, when `skip_bad_records`
+/// is set, malformed records turned into [`CorpusEvent::Skipped`]; every
+/// other error ends the iteration with `Err`.
+#[derive(Debug)]
+pub struct UniqueArticles {
+    reader: crate::CorpusReader,
+    ids: DuplicateIds,
+    skip_bad_records: bool,
+}
+
+impl UniqueArticles {
+    pub fn new(reader: crate::CorpusReader, skip_bad_records: bool) -> Self {
+        UniqueArticles {
+            reader,
+            ids: DuplicateIds::default(),
+            skip_bad_records,
+        }
+    }
+}
+
+impl Iterator for UniqueArticles {
+    type Item = Result<CorpusEvent, CorpusError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let record = self.reader.next()?;
+        let event = record.and_then(|record| match self.ids.check(&record)? {
+            Occurrence::First => Ok(CorpusEvent::Article(record)),
+            Occurrence::Repeat { first } => Ok(CorpusEvent::Repeat { record, first }),
+        });
+        Some(match event {
+            Err(err) if self.skip_bad_records && err.is_recoverable() => {
+                Ok(CorpusEvent::Skipped(err))
+            }
+            other => other,
+        })
+    }
+}

@@ -22,7 +22,7 @@ mod error;
 mod passage;
 mod reader;
 
-pub use duplicates::{DuplicateIds, Occurrence};
+pub use duplicates::{CorpusEvent, DuplicateIds, Occurrence, UniqueArticles};
 pub use error::{CorpusError, SourceLocation};
 pub use passage::{split_passages, Passage, PassageConfig};
 pub use reader::{open_corpus, ArticleRecord, CorpusReader};

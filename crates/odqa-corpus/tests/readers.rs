@@ -364,3 +364,31 @@ fn kowiki_mini_first_50_articles() {
     }
     assert_eq!(n, 50);
 }
+
+#[test]
+fn unique_articles_reports_repeats_and_skips_only_when_allowed() {
+    use odqa_corpus::{CorpusEvent, UniqueArticles};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.jsonl");
+    let a = r#"{"id": "1", "title": "가", "text": "하나"}"#;
+    std::fs::write(
+        &path,
+        format!("{a}\n{a}\nnot json\n{{\"id\": \"1\", \"title\": \"나\", \"text\": \"둘\"}}\n"),
+    )
+    .unwrap();
+    let events: Vec<_> =
+        UniqueArticles::new(odqa_corpus::open_corpus(&path).unwrap(), true).collect();
+    assert!(matches!(events[0], Ok(CorpusEvent::Article(_))));
+    assert!(matches!(&events[1], Ok(CorpusEvent::Repeat { first, .. }) if first.line == 1));
+    assert!(
+        matches!(&events[2], Ok(CorpusEvent::Skipped(e)) if e.to_string().contains("c.jsonl:3"))
+    );
+    assert!(
+        matches!(&events[3], Ok(CorpusEvent::Skipped(e)) if e.to_string().contains("already used"))
+    );
+    assert_eq!(events.len(), 4);
+
+    let strict: Vec<_> =
+        UniqueArticles::new(odqa_corpus::open_corpus(&path).unwrap(), false).collect();
+    assert!(matches!(&strict[2], Err(e) if e.to_string().contains("c.jsonl:3")));
+}

@@ -4,7 +4,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use odqa_analysis::{AnalyzerConfig, DictionarySource, KoreanAnalyzer, TOKENIZER_NAME};
-use odqa_corpus::{open_corpus, split_passages, DuplicateIds, Occurrence, PassageConfig};
+use odqa_corpus::{open_corpus, split_passages, CorpusEvent, PassageConfig, UniqueArticles};
 use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING};
 use tantivy::{doc, Index, IndexWriter};
 
@@ -147,14 +147,13 @@ pub fn build_index(
         options.analyzer.clone(),
         options.bm25,
     );
-    let mut ids = DuplicateIds::default();
-    for record in corpus {
+    for event in UniqueArticles::new(corpus, options.skip_bad_lines) {
         if interrupt.load(Ordering::Relaxed) {
             return Err(IndexError::Interrupted);
         }
-        let record = match record.and_then(|r| ids.check(&r).map(|seen| (r, seen))) {
-            Ok((record, Occurrence::First)) => record,
-            Ok((record, Occurrence::Repeat { first })) => {
+        let record = match event? {
+            CorpusEvent::Article(record) => record,
+            CorpusEvent::Repeat { record, first } => {
                 manifest.counts.repeated_articles += 1;
                 bar.println(format!(
                     "{}: article {:?} repeats {first} exactly; indexed once",
@@ -162,12 +161,11 @@ pub fn build_index(
                 ));
                 continue;
             }
-            Err(err) if err.is_recoverable() && options.skip_bad_lines => {
+            CorpusEvent::Skipped(err) => {
                 manifest.counts.skipped_records += 1;
                 bar.println(format!("skipped: {err}"));
                 continue;
             }
-            Err(err) => return Err(err.into()),
         };
         let article = &record.article;
         manifest.counts.articles += 1;

@@ -10,7 +10,7 @@ use odqa_analysis::{AnalyzerConfig, DictionarySource};
 use odqa_bench::{
     load_questions, run_retrieval_bench, write_report, RetrievalBenchOptions, RetrievedPassage,
 };
-use odqa_corpus::{open_corpus, split_passages, DuplicateIds, Occurrence, PassageConfig};
+use odqa_corpus::{open_corpus, split_passages, CorpusEvent, PassageConfig, UniqueArticles};
 use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, PassageIndex};
 
 use crate::corpora::{self, ResolvedCorpus};
@@ -402,15 +402,14 @@ fn export_passages(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut writer = BufWriter::new(file);
     let (mut count, mut skipped, mut repeated) = (0u64, 0u64, 0u64);
-    let mut ids = DuplicateIds::default();
-    for record in open_corpus(&corpus.path)? {
-        let record = match record.and_then(|r| ids.check(&r).map(|seen| (r, seen))) {
-            Ok((record, Occurrence::First)) => record,
-            Ok((_, Occurrence::Repeat { .. })) => {
+    for event in UniqueArticles::new(open_corpus(&corpus.path)?, skip_bad_lines) {
+        let record = match event {
+            Ok(CorpusEvent::Article(record)) => record,
+            Ok(CorpusEvent::Repeat { .. }) => {
                 repeated += 1;
                 continue;
             }
-            Err(err) if skip_bad_lines && err.is_recoverable() => {
+            Ok(CorpusEvent::Skipped(err)) => {
                 eprintln!("skipped: {err}");
                 skipped += 1;
                 continue;

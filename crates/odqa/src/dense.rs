@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use odqa_analysis::DictionarySource;
-use odqa_corpus::{open_corpus, split_passages, DuplicateIds, Occurrence};
+use odqa_corpus::{open_corpus, split_passages, CorpusEvent, UniqueArticles};
 use odqa_dense::{build_dense_index, DenseBuildOptions, DenseIndex, Fusion, HnswParams};
 use odqa_encoder::{Device, Encoder};
 use odqa_index::{IndexManifest, PassageIndex};
@@ -82,17 +82,15 @@ pub fn build(
 }
 
 fn corpus_passages(manifest: &IndexManifest) -> Result<Vec<(String, String)>> {
-    let mut ids = DuplicateIds::default();
+    let corpus = open_corpus(&manifest.corpus)
+        .with_context(|| "re-reading the index's corpus for its passages")?;
+    // The build skipped malformed records only under --skip-bad-lines; skip the same.
+    let skip_bad = manifest.counts.skipped_records > 0;
     let mut out = Vec::new();
-    for record in open_corpus(&manifest.corpus)
-        .with_context(|| "re-reading the index's corpus for its passages")?
-    {
-        let record = match record.and_then(|r| ids.check(&r).map(|seen| (r, seen))) {
-            Ok((record, Occurrence::First)) => record,
-            Ok((_, Occurrence::Repeat { .. })) => continue,
-            // The build skipped these only under --skip-bad-lines; skip the same.
-            Err(err) if err.is_recoverable() && manifest.counts.skipped_records > 0 => continue,
-            Err(err) => return Err(err.into()),
+    for event in UniqueArticles::new(corpus, skip_bad) {
+        let record = match event? {
+            CorpusEvent::Article(record) => record,
+            CorpusEvent::Repeat { .. } | CorpusEvent::Skipped(_) => continue,
         };
         out.extend(
             split_passages(&record.article, &manifest.passages)

@@ -46,7 +46,7 @@ enum Command {
         #[command(flatten)]
         analyzer: AnalyzerArgs,
     },
-    /// Search an index with BM25.
+    /// Search an index: BM25, dense or hybrid (--mode).
     Search(SearchArgs),
     /// Passages as odqa cuts them, for other systems to use.
     #[command(subcommand)]
@@ -67,7 +67,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Obtain and inspect models.
+    /// Obtain and prune models.
     #[command(subcommand)]
     Models(ModelsCommand),
     /// Embed texts with multilingual-e5-small; prints one JSON array per line.
