@@ -642,3 +642,23 @@ fn pruned_model_embeds_the_corpus_like_the_full_model() {
     let cosine: f32 = full.iter().zip(&small).map(|(a, b)| a * b).sum();
     assert!(cosine > 0.9999, "cosine {cosine}");
 }
+
+#[test]
+fn device_flag_is_checked() {
+    let out = odqa(&["--device", "tpu", "embed", "서울"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("expected cpu, cuda or cuda:N"),
+        "{}",
+        stderr(&out)
+    );
+    if !cfg!(feature = "cuda") {
+        let out = odqa(&["--device", "cuda:0", "embed", "서울"]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("without the `cuda` feature"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

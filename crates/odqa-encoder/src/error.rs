@@ -96,6 +96,10 @@ pub enum EncoderError {
         detail: String,
     },
 
+    /// A device that cannot be used.
+    #[error("device {0}")]
+    Device(String),
+
     /// An error from candle (tensor shapes, model construction, forward pass).
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),

@@ -51,3 +51,47 @@ pub use fetch::{
 };
 pub use prune::{kept_ids, prune_model, PruneReport};
 pub use qa::{QaModel, SpanLogits, QA_HEAD_FILE};
+
+/// The device named by `spec`: `cpu`, `cuda` (GPU 0) or `cuda:N`.
+pub fn device(spec: &str) -> Result<Device> {
+    let spec = spec.trim();
+    if spec == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match spec.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| {
+                EncoderError::Device(format!("{spec:?}: expected cpu, cuda or cuda:N"))
+            })?,
+        None => {
+            return Err(EncoderError::Device(format!(
+                "{spec:?}: expected cpu, cuda or cuda:N"
+            )))
+        }
+    };
+    if !cfg!(feature = "cuda") {
+        return Err(EncoderError::Device(format!(
+            "{spec}: this odqa was built without the `cuda` feature"
+        )));
+    }
+    Ok(Device::new_cuda(ordinal)?)
+}
+
+#[cfg(test)]
+mod device_tests {
+    #[test]
+    fn device_specs() {
+        assert!(super::device("cpu").unwrap().is_cpu());
+        for bad in ["gpu", "cuda:x", "cuda0", ""] {
+            let err = super::device(bad).unwrap_err().to_string();
+            assert!(err.contains("expected cpu, cuda or cuda:N"), "{bad}: {err}");
+        }
+        if !cfg!(feature = "cuda") {
+            let err = super::device("cuda:1").unwrap_err().to_string();
+            assert!(err.contains("without the `cuda` feature"), "{err}");
+        }
+    }
+}

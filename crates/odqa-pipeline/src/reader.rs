@@ -46,7 +46,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn load(model_dir: &Path, options: ReaderOptions) -> Result<Self> {
+    pub fn load(model_dir: &Path, options: ReaderOptions, device: &Device) -> Result<Self> {
         if options.batch_size == 0 {
             return Err(PipelineError::InvalidOption(
                 "reader batch size must be at least 1".into(),
@@ -54,7 +54,7 @@ impl Reader {
         }
         options.windows.validate()?;
         options.scoring.validate()?;
-        let model = QaModel::load(model_dir, &Device::Cpu)?;
+        let model = QaModel::load(model_dir, device)?;
         let pad_id = pad_id(model.tokenizer()).unwrap_or(0);
         // Fails early on a tokenizer without the special tokens windows need.
         Windower::new(model.tokenizer(), options.windows)?;

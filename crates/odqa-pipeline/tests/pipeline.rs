@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use odqa_encoder::testing::write_random_bert_qa;
+use odqa_encoder::Device;
 use odqa_index::{build_index, BuildOptions, PassageIndex};
 use odqa_pipeline::{
     AskOptions, Pipeline, PipelineError, Reader, ReaderOptions, RetrievalOptions, Retriever,
@@ -64,7 +65,7 @@ fn small_windows() -> ReaderOptions {
 fn ask_returns_exact_spans_with_evidence() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_model(tmp.path(), "BertForQuestionAnswering");
-    let reader = Reader::load(&model, small_windows()).unwrap();
+    let reader = Reader::load(&model, small_windows(), &Device::Cpu).unwrap();
     let retriever =
         Retriever::new(demo_index(tmp.path()), None, RetrievalOptions::default()).unwrap();
     let pipeline = Pipeline::new(retriever, reader);
@@ -131,11 +132,11 @@ fn reading_is_deterministic_and_batch_independent() {
     ];
     let mut one = small_windows();
     one.batch_size = 1;
-    let a = Reader::load(&model, one)
+    let a = Reader::load(&model, one, &Device::Cpu)
         .unwrap()
         .read("수도는?", &passages)
         .unwrap();
-    let b = Reader::load(&model, small_windows())
+    let b = Reader::load(&model, small_windows(), &Device::Cpu)
         .unwrap()
         .read("수도는?", &passages)
         .unwrap();
@@ -153,7 +154,7 @@ fn reading_is_deterministic_and_batch_independent() {
 fn model_and_input_errors_are_clear() {
     let tmp = tempfile::tempdir().unwrap();
     let unsupported = tiny_model(&tmp.path().join("x"), "XLMRobertaForQuestionAnswering");
-    let err = Reader::load(&unsupported, ReaderOptions::default())
+    let err = Reader::load(&unsupported, ReaderOptions::default(), &Device::Cpu)
         .err()
         .unwrap();
     assert!(
@@ -163,20 +164,20 @@ fn model_and_input_errors_are_clear() {
 
     let missing = tmp.path().join("missing");
     std::fs::create_dir_all(&missing).unwrap();
-    let err = Reader::load(&missing, ReaderOptions::default())
+    let err = Reader::load(&missing, ReaderOptions::default(), &Device::Cpu)
         .err()
         .unwrap();
     assert!(err.to_string().contains("config.json"), "{err}");
 
     let no_weights = tiny_model(&tmp.path().join("y"), "BertForQuestionAnswering");
     std::fs::remove_file(no_weights.join("model.safetensors")).unwrap();
-    let err = Reader::load(&no_weights, ReaderOptions::default())
+    let err = Reader::load(&no_weights, ReaderOptions::default(), &Device::Cpu)
         .err()
         .unwrap();
     assert!(err.to_string().contains("no weights"), "{err}");
 
     let model = tiny_model(&tmp.path().join("z"), "BertForQuestionAnswering");
-    let reader = Reader::load(&model, small_windows()).unwrap();
+    let reader = Reader::load(&model, small_windows(), &Device::Cpu).unwrap();
     let err = reader.read("질문?", &["정상 지문.", "   "]).unwrap_err();
     assert!(matches!(err, PipelineError::Reader(_)), "{err}");
     assert!(
@@ -190,7 +191,7 @@ fn model_and_input_errors_are_clear() {
     let mut bad = small_windows();
     bad.windows.max_query_len = 200;
     assert!(
-        Reader::load(&model, bad).is_err(),
+        Reader::load(&model, bad, &Device::Cpu).is_err(),
         "max_query_len leaving no room for passage tokens"
     );
 }

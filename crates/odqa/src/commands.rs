@@ -314,7 +314,7 @@ fn embed(texts: &[String], passage: bool, model: Option<PathBuf>) -> Result<()> 
         Some(dir) => dir,
         None => odqa_encoder::fetch_model(&odqa_encoder::default_home())?,
     };
-    let encoder = odqa_encoder::Encoder::load(&dir, &odqa_encoder::Device::Cpu)?;
+    let encoder = odqa_encoder::Encoder::load(&dir, &crate::device())?;
     let kind = if passage {
         odqa_encoder::TextKind::Passage
     } else {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use odqa_analysis::DictionarySource;
 use odqa_corpus::{open_corpus, split_passages, CorpusEvent, UniqueArticles};
 use odqa_dense::{build_dense_index, DenseBuildOptions, DenseIndex, Fusion, HnswParams};
-use odqa_encoder::{Device, Encoder};
+use odqa_encoder::Encoder;
 use odqa_index::{IndexManifest, PassageIndex};
 use odqa_pipeline::{RetrievalMode, RetrievalOptions, Retriever};
 
@@ -23,7 +23,7 @@ const MODEL_NAME: &str = "multilingual-e5-small";
 
 fn encoder() -> Result<Encoder> {
     let dir = odqa_encoder::fetch_model(&odqa_encoder::default_home())?;
-    Ok(Encoder::load(&dir, &Device::Cpu)?)
+    Ok(Encoder::load(&dir, &crate::device())?)
 }
 
 impl DenseArgs {

@@ -22,6 +22,9 @@ struct Cli {
     /// (also: ODQA_KO_DIC).
     #[arg(long, global = true, value_name = "DIR")]
     ko_dic: Option<PathBuf>,
+    /// Where models run: cpu, cuda or cuda:N (needs a build with `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -448,6 +451,13 @@ struct BenchRetrievalArgs {
     retrieval: RetrievalArgs,
 }
 
+/// The `--device` every model of this process runs on.
+static DEVICE: std::sync::OnceLock<odqa_encoder::Device> = std::sync::OnceLock::new();
+
+fn device() -> odqa_encoder::Device {
+    DEVICE.get().cloned().unwrap_or(odqa_encoder::Device::Cpu)
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -457,6 +467,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Err(err) = odqa_encoder::device(&cli.device).map(|d| DEVICE.set(d)) {
+        eprintln!("error: {err}");
+        return std::process::ExitCode::FAILURE;
+    }
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

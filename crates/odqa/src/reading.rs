@@ -18,7 +18,7 @@ impl ReaderArgs {
         options.windows.doc_stride = self.doc_stride;
         options.scoring.max_answer_tokens = self.max_answer_tokens;
         options.batch_size = self.batch_size;
-        Reader::load(&self.reader, options)
+        Reader::load(&self.reader, options, &crate::device())
             .with_context(|| format!("loading the reader from {}", self.reader.display()))
     }
 }
@@ -286,7 +286,7 @@ pub fn throughput(args: &Throughput) -> Result<()> {
     if args.seq_len < 8 || args.windows == 0 || args.batch_sizes.contains(&0) {
         bail!("--seq-len must be at least 8, --windows and every batch size at least 1");
     }
-    let model = odqa_encoder::QaModel::load(args.reader, &odqa_encoder::Device::Cpu)
+    let model = odqa_encoder::QaModel::load(args.reader, &crate::device())
         .with_context(|| format!("loading {}", args.reader.display()))?;
     let corpus = crate::corpora::resolve(args.corpus.or(Some("odqa-demo")))?;
     let mut ids: Vec<u32> = Vec::new();
@@ -335,7 +335,7 @@ pub fn throughput(args: &Throughput) -> Result<()> {
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
     let path = args.out_dir.join(format!("reader-throughput-{label}.json"));
     let report = serde_json::json!({
-        "label": label, "reader": args.reader, "seq_len": args.seq_len, "device": "cpu",
+        "label": label, "reader": args.reader, "seq_len": args.seq_len, "device": format!("{:?}", crate::device().location()),
         "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "rows": rows,
         "created_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
