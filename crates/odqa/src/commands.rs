@@ -66,7 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }) => export_passages(corpus.as_deref(), &out, &passages, skip_bad_lines),
         Command::Models(ModelsCommand::Prune { corpus, out }) => {
             let corpus = corpora::resolve(corpus.as_deref())?;
-            let model = odqa_encoder::fetch_model(&odqa_encoder::default_home())?;
+            let model = dense::default_model_dir()?;
             let mut texts = Vec::new();
             for record in open_corpus(&corpus.path)? {
                 let record = record?;
@@ -88,8 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Models(ModelsCommand::Fetch) => {
-            let dir = odqa_encoder::fetch_model(&odqa_encoder::default_home())?;
-            println!("{}", dir.display());
+            println!("{}", dense::default_model_dir()?.display());
             Ok(())
         }
         Command::Embed {
@@ -310,11 +309,7 @@ fn analyze(text: &str, args: &AnalyzerArgs, dictionary: &DictionarySource) -> Re
 }
 
 fn embed(texts: &[String], passage: bool, model: Option<PathBuf>) -> Result<()> {
-    let dir = match model {
-        Some(dir) => dir,
-        None => odqa_encoder::fetch_model(&odqa_encoder::default_home())?,
-    };
-    let encoder = odqa_encoder::Encoder::load(&dir, &crate::device())?;
+    let encoder = dense::encoder_from(model)?;
     let kind = if passage {
         odqa_encoder::TextKind::Passage
     } else {

@@ -21,8 +21,17 @@ pub fn dense_dir(index: &Path) -> PathBuf {
 /// Name recorded in dense manifests: resuming checks it.
 const MODEL_NAME: &str = "multilingual-e5-small";
 
-fn encoder() -> Result<Encoder> {
-    let dir = odqa_encoder::fetch_model(&odqa_encoder::default_home())?;
+/// The fetched multilingual-e5-small in the model cache (fetched on first use).
+pub fn default_model_dir() -> Result<PathBuf> {
+    Ok(odqa_encoder::fetch_model(&odqa_encoder::default_home())?)
+}
+
+/// The encoder in `model`, else the default model, on `--device`.
+pub fn encoder_from(model: Option<PathBuf>) -> Result<Encoder> {
+    let dir = match model {
+        Some(dir) => dir,
+        None => default_model_dir()?,
+    };
     Ok(Encoder::load(&dir, &crate::device())?)
 }
 
@@ -67,7 +76,7 @@ pub fn build(
         ef_search: args.ef_search,
     };
     let interrupt = crate::commands::interrupt_flag();
-    let built = build_dense_index(&passages, &encoder()?, &options, &interrupt)
+    let built = build_dense_index(&passages, &encoder_from(None)?, &options, &interrupt)
         .with_context(|| format!("building the dense index in {}", options.dir.display()))?;
     eprintln!(
         "dense index {}: {} passages, dim {}, {:.1} passages/s embedding ({} resumed), graph {:.1} s",
@@ -154,7 +163,7 @@ impl RetrievalArgs {
         let dense = match self.mode {
             ModeChoice::Bm25 => None,
             ModeChoice::Dense | ModeChoice::Hybrid => {
-                Some((DenseIndex::open(&dense_dir(dir))?, encoder()?))
+                Some((DenseIndex::open(&dense_dir(dir))?, encoder_from(None)?))
             }
         };
         Ok(Retriever::new(index, dense, options)?)
@@ -175,7 +184,7 @@ pub fn bench_ann(
         bail!("-k and every --ef must be at least 1");
     }
     let dense = DenseIndex::open(&dense_dir(index))?;
-    let encoder = encoder()?;
+    let encoder = encoder_from(None)?;
     let questions = odqa_bench::load_questions(questions)?;
     let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
     let vectors = encoder.embed(&texts, odqa_encoder::TextKind::Query)?;
