@@ -237,6 +237,30 @@ impl KoreanAnalyzer {
             .collect())
     }
 
+    /// The byte length of `text` without trailing function morphemes:
+    /// particles (`J*`), endings (`E*`) and copulas (`VCP`, `VCN`), e.g.
+    /// `서울이다` → `서울`, `1545년에` → `1545년`, `최성원이` → `최성원`.
+    /// A reader's span often drags these along; gold answers rarely hold
+    /// them. Never trims to nothing; whitespace before the cut goes too.
+    pub fn trim_function_suffix(&self, text: &str) -> Result<usize, AnalysisError> {
+        let morphemes = self.morphemes(text)?;
+        let is_function = |tag: &str| {
+            let first = tag.split('+').next().unwrap_or(tag);
+            first.starts_with('J') || first.starts_with('E') || first == "VCP" || first == "VCN"
+        };
+        let mut end = text.len();
+        for m in morphemes.iter().rev() {
+            if m.byte_end < end && !text[m.byte_end..end].trim().is_empty() {
+                break; // text between morphemes that the analyzer skipped
+            }
+            if !is_function(&m.tag) || m.byte_start == 0 {
+                break;
+            }
+            end = m.byte_start;
+        }
+        Ok(text[..end].trim_end().len())
+    }
+
     /// A tantivy tokenizer producing exactly [`KoreanAnalyzer::terms`].
     pub fn tokenizer(&self) -> KoreanTokenizer {
         KoreanTokenizer {
@@ -577,5 +601,27 @@ mod tests {
         }
         assert_eq!(seen, a.terms(text).unwrap());
         assert!(!seen.is_empty());
+    }
+
+    #[test]
+    fn trailing_particles_endings_and_copulas_are_trimmed() {
+        let analyzer = analyzer();
+        let trim = |t: &str| {
+            let end = analyzer.trim_function_suffix(t).unwrap();
+            t[..end].to_string()
+        };
+        assert_eq!(trim("서울이다"), "서울");
+        assert_eq!(trim("최성원이"), "최성원");
+        assert_eq!(trim("4월 20일에"), "4월 20일");
+        assert_eq!(trim("7,729개를"), "7,729개");
+        assert_eq!(trim("50명이"), "50명");
+        assert_eq!(trim("독선적인 군주전제를"), "독선적인 군주전제");
+        // Content words, counters and inner particles stay.
+        assert_eq!(trim("1545년"), "1545년");
+        assert_eq!(trim("히로시마와 나가사키"), "히로시마와 나가사키");
+        assert_eq!(trim("복사(復社)"), "복사(復社)");
+        assert_eq!(trim("이순신"), "이순신");
+        // Never to nothing.
+        assert_eq!(trim("에서"), "에서");
     }
 }

@@ -277,37 +277,51 @@ pub(crate) fn load_backbone(
     weight_format: WeightFormat,
     device: &Device,
 ) -> Result<(Backbone, HashMap<String, Tensor>)> {
-    let config_path = model_dir.join(CONFIG_FILE);
+    if weight_format == WeightFormat::Q4_0 {
+        let e5s1_path = model_dir.join(WEIGHTS_FILE);
+        if !e5s1_path.is_file() {
+            return Err(EncoderError::Config {
+                path: model_dir.join(SAFETENSORS_FILE),
+                detail: "WeightFormat::Q4_0 needs E5S1 weights (e5-small-q4.bin)".into(),
+            });
+        }
+        let file = E5s1File::open(&e5s1_path)?;
+        check_e5s1_config(&file, config, &model_dir.join(CONFIG_FILE))?;
+        let backbone = Backbone::Q4_0(QuantBert::from_e5s1(&file, config, device)?);
+        return Ok((backbone, HashMap::new()));
+    }
+    let (tensors, heads) = load_f32_tensors(model_dir, config, device)?;
+    Ok((backbone_from_tensors(tensors, config, device)?, heads))
+}
+
+/// A model directory's weights as f32 tensors under Hugging Face BERT names
+/// (backbone, heads): `e5-small-q4.bin` dequantized, or `model.safetensors`.
+pub(crate) fn load_f32_tensors(
+    model_dir: &Path,
+    config: &Config,
+    device: &Device,
+) -> Result<(TensorMap, TensorMap)> {
     let e5s1_path = model_dir.join(WEIGHTS_FILE);
     let st_path = model_dir.join(SAFETENSORS_FILE);
     if e5s1_path.is_file() {
         let file = E5s1File::open(&e5s1_path)?;
-        check_e5s1_config(&file, config, &config_path)?;
-        let backbone = match weight_format {
-            WeightFormat::F32 => {
-                let tensors = file.to_hf_tensors(device)?;
-                Backbone::F32(bert_from_tensors(tensors, config, device)?)
-            }
-            WeightFormat::Q4_0 => Backbone::Q4_0(QuantBert::from_e5s1(&file, config, device)?),
-        };
-        Ok((backbone, HashMap::new()))
+        check_e5s1_config(&file, config, &model_dir.join(CONFIG_FILE))?;
+        Ok((file.to_hf_tensors(device)?, HashMap::new()))
     } else if st_path.is_file() {
-        if weight_format == WeightFormat::Q4_0 {
-            return Err(EncoderError::Config {
-                path: st_path,
-                detail: "WeightFormat::Q4_0 needs E5S1 weights (e5-small-q4.bin)".into(),
-            });
-        }
-        let (tensors, heads) = load_safetensors(&st_path, device)?;
-        Ok((
-            Backbone::F32(bert_from_tensors(tensors, config, device)?),
-            heads,
-        ))
+        load_safetensors(&st_path, device)
     } else {
         Err(EncoderError::NoWeights {
             dir: model_dir.to_path_buf(),
         })
     }
+}
+
+pub(crate) fn backbone_from_tensors(
+    tensors: TensorMap,
+    config: &Config,
+    device: &Device,
+) -> Result<Backbone> {
+    Ok(Backbone::F32(bert_from_tensors(tensors, config, device)?))
 }
 
 /// `tokenizer.json` of `model_dir`, with its own padding switched off.
@@ -332,7 +346,7 @@ fn bert_from_tensors(
 
 /// Loads a safetensors file as f32 tensors, dropping a `bert.` prefix and
 /// renaming old-style `LayerNorm.gamma`/`beta` to `weight`/`bias`.
-type TensorMap = HashMap<String, Tensor>;
+pub(crate) type TensorMap = HashMap<String, Tensor>;
 
 fn load_safetensors(path: &Path, device: &Device) -> Result<(TensorMap, TensorMap)> {
     let raw = candle_core::safetensors::load(path, device).map_err(|e| EncoderError::Config {

@@ -24,13 +24,15 @@
 //!   single characters); the corpus tokenizes exactly as before.
 //!
 //! - **Span extraction** ([`QaModel`]): the same backbone with Hugging
-//!   Face's `qa_outputs` head, start/end logits per token.
+//!   Face's `qa_outputs` head, start/end logits per token; odqa's trained
+//!   reader loads as int8 deltas on top of the base model ([`delta`]).
 //!
 //! Errors are [`EncoderError`]s that name the file and field (or tensor) they
 //! are about; no input reaches an `unwrap`/`expect`.
 //!
 //! The `cuda` feature forwards to candle's CUDA backends (needs nvcc).
 
+pub mod delta;
 pub mod e5s1;
 mod encoder;
 mod error;
@@ -41,6 +43,7 @@ mod quant;
 pub mod testing;
 
 pub use candle_core::Device;
+pub use delta::{is_delta_reader, ReaderManifest, READER_DELTA_FILE, READER_MANIFEST_FILE};
 pub use e5s1::{E5s1DType, E5s1File, E5s1Header, E5s1Tensor, E5s1TensorData, E5s1Vocab};
 pub use encoder::{load_config, Encoder, EncoderOptions, TextKind, WeightFormat, SAFETENSORS_FILE};
 pub use error::{EncoderError, Result};

@@ -9,8 +9,10 @@ use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module};
 use tokenizers::Tokenizer;
 
+use crate::delta::{apply_delta, delta_path, is_delta_reader, ReaderManifest};
 use crate::encoder::{
-    load_backbone, load_config, load_tokenizer, Backbone, WeightFormat, SAFETENSORS_FILE,
+    backbone_from_tensors, load_backbone, load_config, load_f32_tensors, load_tokenizer, Backbone,
+    WeightFormat, SAFETENSORS_FILE,
 };
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, WEIGHTS_FILE};
@@ -50,10 +52,16 @@ impl std::fmt::Debug for QaModel {
 
 impl QaModel {
     /// Loads a Hugging Face QA checkpoint directory (`config.json`,
-    /// `tokenizer.json`, `model.safetensors` with `qa_outputs.*`), or
-    /// odqa's reader layout: the base model's `e5-small-q4.bin` plus
-    /// [`QA_HEAD_FILE`].
+    /// `tokenizer.json`, `model.safetensors` with `qa_outputs.*`); a base
+    /// model directory with a head beside it (the base model's
+    /// `e5-small-q4.bin` plus [`QA_HEAD_FILE`]); or odqa's trained reader
+    /// (a directory with `odqa-reader.json`: deltas on the fetched
+    /// multilingual-e5-small, see [`QaModel::load_delta`]).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        if is_delta_reader(dir) {
+            let base = crate::fetch::fetch_model(&crate::fetch::default_home())?;
+            return Self::load_delta(dir, &base, device);
+        }
         let config_path = dir.join(CONFIG_FILE);
         // odqa's reader layout keeps the base model's config (BertModel).
         let reader_layout = dir.join(WEIGHTS_FILE).is_file();
@@ -85,6 +93,25 @@ impl QaModel {
             tokenizer: load_tokenizer(dir)?,
             device: device.clone(),
             dir: dir.to_path_buf(),
+        })
+    }
+
+    /// odqa's trained reader in `reader_dir` on top of the base model in
+    /// `base_dir` (multilingual-e5-small, or a pruned copy of it: the word
+    /// embeddings are the base model's own).
+    pub fn load_delta(reader_dir: &Path, base_dir: &Path, device: &Device) -> Result<Self> {
+        ReaderManifest::read(reader_dir)?;
+        let config = load_config(&base_dir.join(CONFIG_FILE))?;
+        let (mut tensors, _) = load_f32_tensors(base_dir, &config, device)?;
+        let delta = delta_path(reader_dir);
+        let mut heads = apply_delta(&mut tensors, &delta, device)?;
+        let qa_outputs = qa_head(&mut heads, &delta, config.hidden_size)?;
+        Ok(QaModel {
+            backbone: backbone_from_tensors(tensors, &config, device)?,
+            qa_outputs,
+            tokenizer: load_tokenizer(base_dir)?,
+            device: device.clone(),
+            dir: reader_dir.to_path_buf(),
         })
     }
 

@@ -5,7 +5,7 @@ use odqa_index::Hit;
 use crate::retrieve::Retriever;
 use serde::{Deserialize, Serialize};
 
-use crate::reader::Reader;
+use crate::reader::{ReadOutput, Reader};
 use crate::{PipelineError, Result};
 
 /// Per-question settings of [`Pipeline::ask`].
@@ -97,22 +97,52 @@ impl Pipeline {
 
     /// Retrieves the top passages for `question` and reads them.
     pub fn ask(&self, question: &str, options: &AskOptions) -> Result<AskResult> {
-        if options.top_k == 0 || options.answers == 0 {
-            return Err(PipelineError::InvalidOption(
-                "top_k and answers must be at least 1".into(),
-            ));
-        }
-        if !(0.0..=1.0).contains(&options.retrieval_weight) {
-            return Err(PipelineError::InvalidOption(format!(
-                "retrieval weight {} is outside 0..=1",
-                options.retrieval_weight
-            )));
-        }
+        options.validate()?;
         let started = Instant::now();
         let hits = self.retriever.retrieve(question, options.top_k)?;
         let retrieve_ms = started.elapsed().as_secs_f64() * 1e3;
         let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
         let read = self.reader.read(question, &texts)?;
+        Ok(AskResult::from_read(
+            question,
+            hits,
+            &read,
+            options,
+            retrieve_ms,
+        ))
+    }
+}
+
+impl AskOptions {
+    /// `top_k` and `answers` at least 1, `retrieval_weight` within 0..=1.
+    pub fn validate(&self) -> Result<()> {
+        if self.top_k == 0 || self.answers == 0 {
+            return Err(PipelineError::InvalidOption(
+                "top_k and answers must be at least 1".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.retrieval_weight) {
+            return Err(PipelineError::InvalidOption(format!(
+                "retrieval weight {} is outside 0..=1",
+                self.retrieval_weight
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl AskResult {
+    /// The answers with their evidence, from the passages `hits` (best
+    /// first) and what the reader made of their texts, in the same order
+    /// (the second half of [`Pipeline::ask`], for callers that retrieve and
+    /// read separately, such as a server that batches reading).
+    pub fn from_read(
+        question: &str,
+        hits: Vec<Hit>,
+        read: &ReadOutput,
+        options: &AskOptions,
+        retrieve_ms: f64,
+    ) -> AskResult {
         let best_retrieval = hits.first().map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
         let mut answers: Vec<PipelineAnswer> = read
             .answers
@@ -141,7 +171,7 @@ impl Pipeline {
             .collect();
         answers.sort_by(|a, b| b.score.total_cmp(&a.score));
         answers.truncate(options.answers);
-        Ok(AskResult {
+        AskResult {
             question: question.to_string(),
             answers,
             no_answer_score: read.no_answer_score,
@@ -151,7 +181,7 @@ impl Pipeline {
                 read_ms: read.seconds * 1e3,
                 windows: read.windows,
             },
-        })
+        }
     }
 }
 

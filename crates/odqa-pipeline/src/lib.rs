@@ -26,6 +26,8 @@ pub enum PipelineError {
     Model(#[from] odqa_encoder::EncoderError),
     #[error(transparent)]
     Dense(#[from] odqa_dense::DenseError),
+    #[error(transparent)]
+    Analysis(#[from] odqa_analysis::AnalysisError),
     #[error("{0}")]
     InvalidOption(String),
 }

@@ -1,9 +1,12 @@
 use std::path::Path;
 use std::time::Instant;
 
+use odqa_analysis::KoreanAnalyzer;
 use odqa_encoder::{Device, QaModel};
 use odqa_reader::spans::score_windows;
-use odqa_reader::{merge_answers, pad_id, Answer, ScoringConfig, WindowConfig, Windower};
+use odqa_reader::{
+    merge_answers, pad_id, Answer, ScoringConfig, Window, WindowConfig, WindowSpans, Windower,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{PipelineError, Result};
@@ -43,6 +46,7 @@ pub struct Reader {
     model: QaModel,
     options: ReaderOptions,
     pad_id: u32,
+    trimmer: Option<KoreanAnalyzer>,
 }
 
 impl Reader {
@@ -62,33 +66,101 @@ impl Reader {
             model,
             options,
             pad_id,
+            trimmer: None,
         })
+    }
+
+    /// Trims trailing particles, endings and copulas off every answer with
+    /// this (morphological) analyzer: `서울이다` → `서울`
+    /// ([`KoreanAnalyzer::trim_function_suffix`]).
+    pub fn with_trimmer(mut self, analyzer: KoreanAnalyzer) -> Self {
+        self.trimmer = Some(analyzer);
+        self
     }
 
     pub fn options(&self) -> &ReaderOptions {
         &self.options
     }
 
+    /// The span model (for callers that ask it other questions, such as
+    /// relation classification, without loading it twice).
+    pub fn model(&self) -> &QaModel {
+        &self.model
+    }
+
     /// The best spans for `question` over `passages`.
     pub fn read(&self, question: &str, passages: &[&str]) -> Result<ReadOutput> {
         let started = Instant::now();
-        let windower = Windower::new(self.model.tokenizer(), self.options.windows)?;
-        let windows = windower.windows(question, passages)?;
+        let windows = self.windows(question, passages)?;
         let mut spans = Vec::with_capacity(windows.len());
         for chunk in windows.chunks(self.options.batch_size) {
-            let (ids, mask, types, batch, seq_len) = odqa_reader::batch(chunk, self.pad_id);
-            let logits = self.model.logits(&ids, &mask, &types, batch, seq_len)?;
-            let start: Vec<&[f32]> = logits.start.chunks(seq_len).collect();
-            let end: Vec<&[f32]> = logits.end.chunks(seq_len).collect();
-            spans.extend(score_windows(chunk, &start, &end, &self.options.scoring)?);
+            spans.extend(self.score(chunk)?);
         }
-        let answers = merge_answers(passages, &spans, self.options.scoring.n_best)?;
-        let no_answer_score = odqa_reader::no_answer_score(&spans);
+        self.merge(passages, &spans, started.elapsed().as_secs_f64())
+    }
+
+    /// The model inputs for `question` over `passages` (the first step of
+    /// [`Reader::read`], for callers that batch windows of several
+    /// questions together, such as a server).
+    pub fn windows(&self, question: &str, passages: &[&str]) -> Result<Vec<Window>> {
+        let windower = Windower::new(self.model.tokenizer(), self.options.windows)?;
+        Ok(windower.windows(question, passages)?)
+    }
+
+    /// One forward pass over `windows` (which may come from different
+    /// questions and passages) and their best spans, in order. The caller
+    /// picks the batch: every window given runs in this one pass.
+    pub fn score(&self, windows: &[Window]) -> Result<Vec<WindowSpans>> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, mask, types, batch, seq_len) = odqa_reader::batch(windows, self.pad_id);
+        let logits = self.model.logits(&ids, &mask, &types, batch, seq_len)?;
+        let start: Vec<&[f32]> = logits.start.chunks(seq_len).collect();
+        let end: Vec<&[f32]> = logits.end.chunks(seq_len).collect();
+        Ok(score_windows(windows, &start, &end, &self.options.scoring)?)
+    }
+
+    /// The answers over `passages` from the spans of all their windows
+    /// (the last step of [`Reader::read`]); `seconds` is reported as is.
+    pub fn merge(
+        &self,
+        passages: &[&str],
+        spans: &[WindowSpans],
+        seconds: f64,
+    ) -> Result<ReadOutput> {
+        let mut answers = merge_answers(passages, spans, self.options.scoring.n_best)?;
+        if let Some(analyzer) = &self.trimmer {
+            answers = trim_answers(analyzer, answers)?;
+        }
         Ok(ReadOutput {
             answers,
-            no_answer_score,
-            windows: windows.len(),
-            seconds: started.elapsed().as_secs_f64(),
+            no_answer_score: odqa_reader::no_answer_score(spans),
+            windows: spans.len(),
+            seconds,
         })
     }
+}
+
+/// Cuts function morphemes off the end of each answer (offsets follow the
+/// text, so answers stay exact substrings); answers that become the same
+/// span keep the best score.
+fn trim_answers(analyzer: &KoreanAnalyzer, answers: Vec<Answer>) -> Result<Vec<Answer>> {
+    let mut out: Vec<Answer> = Vec::with_capacity(answers.len());
+    for mut answer in answers {
+        let end = analyzer.trim_function_suffix(&answer.text)?;
+        if end < answer.text.len() {
+            answer.text.truncate(end);
+            answer.char_end = answer.char_start + answer.text.chars().count();
+        }
+        let same = |a: &Answer| {
+            (a.passage_index, a.char_start, a.char_end)
+                == (answer.passage_index, answer.char_start, answer.char_end)
+        };
+        // Answers arrive best first, so the first of a span has its best score.
+        if !out.iter().any(same) {
+            out.push(answer);
+        }
+    }
+    Ok(out)
 }

@@ -77,9 +77,29 @@ impl Retriever {
         &self.options
     }
 
+    /// Whether a dense index is loaded (dense and hybrid modes available).
+    pub fn has_dense(&self) -> bool {
+        self.dense.is_some()
+    }
+
     /// The top `k` passages for `query`, best first.
     pub fn retrieve(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
-        match (self.options.mode, &self.dense) {
+        self.retrieve_mode(query, k, self.options.mode)
+    }
+
+    /// [`Retriever::retrieve`] in another mode than the configured one (the
+    /// other settings stay); dense and hybrid need a dense index.
+    pub fn retrieve_with(&self, query: &str, k: usize, mode: RetrievalMode) -> Result<Vec<Hit>> {
+        if mode != RetrievalMode::Bm25 && self.dense.is_none() {
+            return Err(PipelineError::InvalidOption(format!(
+                "{mode:?} retrieval needs a dense index: build one with `odqa index dense`"
+            )));
+        }
+        self.retrieve_mode(query, k, mode)
+    }
+
+    fn retrieve_mode(&self, query: &str, k: usize, mode: RetrievalMode) -> Result<Vec<Hit>> {
+        match (mode, &self.dense) {
             (RetrievalMode::Bm25, _) | (_, None) => self.bm25_search(query, k),
             (RetrievalMode::Dense, Some(dense)) => {
                 let ranked = self.dense_ranked(dense, query, k)?;

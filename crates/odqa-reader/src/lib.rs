@@ -35,5 +35,6 @@ pub use spans::{
     ScoringConfig, SpanCandidate, WindowSpans,
 };
 pub use windows::{
-    batch, build_windows, pad_id, PairLayout, PassageTokens, Window, WindowConfig, Windower,
+    answer_tokens, batch, build_windows, pad_id, PairLayout, PassageTokens, Window, WindowConfig,
+    Windower,
 };

@@ -348,6 +348,44 @@ pub fn no_answer_score(spans: &[WindowSpans]) -> Option<f32> {
         .reduce(f32::min)
 }
 
+/// `p_start[s] × p_end[e]` of the span at window positions `(s, e)`
+/// (inclusive, both passage positions, `s ≤ e`), normalised exactly as
+/// [`score_window`] normalises: softmax over the window's passage positions,
+/// plus position 0 when `allow_no_answer`. Unlike [`score_window`] no
+/// maximum answer length applies: this scores a given span (relation
+/// extraction asks how likely a known object span is the answer).
+pub fn span_probability(
+    window: &Window,
+    start_logits: &[f32],
+    end_logits: &[f32],
+    span: (usize, usize),
+    allow_no_answer: bool,
+) -> Result<f32> {
+    let len = window.len();
+    if start_logits.len() < len || end_logits.len() < len {
+        return Err(ReaderError::Logits(format!(
+            "{} start and {} end logits for a window of {len} tokens",
+            start_logits.len(),
+            end_logits.len()
+        )));
+    }
+    let ctx = window.context_range.clone();
+    let (s, e) = span;
+    if ctx.end > len || s > e || !ctx.contains(&s) || !ctx.contains(&e) {
+        return Err(ReaderError::Mismatch(format!(
+            "span {s}..={e} is not inside the passage positions {ctx:?} of a window of {len} tokens"
+        )));
+    }
+    let mut positions: Vec<usize> = Vec::with_capacity(ctx.len() + 1);
+    if allow_no_answer && !ctx.contains(&0) {
+        positions.push(0);
+    }
+    positions.extend(ctx);
+    let p_start = restricted_softmax(&start_logits[..len], &positions)?;
+    let p_end = restricted_softmax(&end_logits[..len], &positions)?;
+    Ok((p_start[s] * p_end[e]) as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,5 +753,81 @@ mod tests {
         assert_eq!(char_slice("가나다", 3, 3), Some(""));
         assert_eq!(char_slice("가나다", 2, 4), None);
         assert_eq!(char_slice("가나다", 2, 1), None);
+    }
+}
+
+#[cfg(test)]
+mod span_probability_tests {
+    use super::*;
+    use crate::testing::{char_wordpiece_tokenizer, TestStyle};
+    use crate::windows::{WindowConfig, Windower};
+
+    #[test]
+    fn span_probability_matches_score_window() {
+        let t = char_wordpiece_tokenizer("서울특별시수도는?", TestStyle::Bert).unwrap();
+        let w = Windower::new(
+            &t,
+            WindowConfig {
+                max_len: 32,
+                doc_stride: 8,
+                max_query_len: 4,
+            },
+        )
+        .unwrap()
+        .windows("수도는?", &["서울특별시"])
+        .unwrap()
+        .remove(0);
+        let ctx = w.context_range.clone();
+        let n = ctx.len();
+        let flat = vec![0.0f32; w.len()];
+        // Flat logits: 1/n² without no-answer, 1/(n+1)² with it.
+        let p = span_probability(&w, &flat, &flat, (ctx.start, ctx.start + 1), false).unwrap();
+        assert!((p - 1.0 / (n * n) as f32).abs() < 1e-6, "{p}");
+        let p = span_probability(&w, &flat, &flat, (ctx.start, ctx.start + 1), true).unwrap();
+        assert!((p - 1.0 / ((n + 1) * (n + 1)) as f32).abs() < 1e-6, "{p}");
+        // Peaked logits: the same number score_window gives that span.
+        let mut start = flat.clone();
+        let mut end = flat.clone();
+        start[ctx.start] = 4.0;
+        end[ctx.start + 2] = 3.0;
+        start[0] = 2.0;
+        end[0] = 1.0;
+        for allow_no_answer in [false, true] {
+            let cfg = ScoringConfig {
+                allow_no_answer,
+                n_best: 100,
+                ..ScoringConfig::default()
+            };
+            let spans = score_window(&w, &start, &end, &cfg).unwrap();
+            let c = spans
+                .candidates
+                .iter()
+                .find(|c| (c.start_token, c.end_token) == (ctx.start, ctx.start + 2))
+                .unwrap();
+            let p = span_probability(
+                &w,
+                &start,
+                &end,
+                (ctx.start, ctx.start + 2),
+                allow_no_answer,
+            )
+            .unwrap();
+            assert!((p - c.score).abs() < 1e-7, "{p} vs {}", c.score);
+        }
+        // Outside the passage, reversed, or short logits: errors.
+        for bad in [
+            (0, ctx.start),
+            (ctx.start + 1, ctx.start),
+            (ctx.start, ctx.end),
+        ] {
+            assert!(matches!(
+                span_probability(&w, &flat, &flat, bad, true),
+                Err(ReaderError::Mismatch(_))
+            ));
+        }
+        assert!(matches!(
+            span_probability(&w, &flat[1..], &flat, (ctx.start, ctx.start), true),
+            Err(ReaderError::Logits(_))
+        ));
     }
 }

@@ -463,6 +463,32 @@ impl<'t> Windower<'t> {
     }
 }
 
+/// The passage tokens `(first, last)` (inclusive) that cover the characters
+/// `answer` (half-open) of the passage, or `None` when no token does.
+/// Tokens that hold no text (a bare `▁`) are never chosen.
+pub fn answer_tokens(tokens: &PassageTokens, answer: &Range<usize>) -> Option<(usize, usize)> {
+    let overlaps = |&(s, e): &(usize, usize)| e > s && e > answer.start && s < answer.end;
+    let first = tokens.char_offsets.iter().position(overlaps)?;
+    let last = tokens.char_offsets.iter().rposition(overlaps)?;
+    Some((first, last))
+}
+
+impl Window {
+    /// The window positions `(start, end)` of passage tokens `(first,
+    /// last)` (from [`answer_tokens`]) when the window holds both; `None`
+    /// when the span is not wholly inside.
+    pub fn positions_of(&self, passage_tokens: (usize, usize)) -> Option<(usize, usize)> {
+        let (first, last) = passage_tokens;
+        let held = &self.passage_token_range;
+        if held.contains(&first) && held.contains(&last) {
+            let at = |t: usize| self.context_range.start + (t - held.start);
+            Some((at(first), at(last)))
+        } else {
+            None
+        }
+    }
+}
+
 /// `Windower::new(tokenizer, config)?.windows(question, passages)`.
 pub fn build_windows(
     tokenizer: &Tokenizer,

@@ -113,6 +113,10 @@ pub fn run(cli: Cli) -> Result<()> {
             let index = index_dir(args.index.clone())?;
             reading::ask(&args, index, &dictionary)
         }
+        Command::Serve(args) => {
+            let index = index_dir(args.index.clone())?;
+            crate::serve::run(&args, index, &dictionary)
+        }
         Command::Bench(BenchCommand::Ann {
             index,
             questions,
@@ -187,6 +191,15 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             title,
         }) => compare(&results, &out, &title),
+        Command::Train(crate::TrainCommand::Export(args)) => {
+            crate::train::export(&args, &dictionary, progress)
+        }
+        Command::Train(crate::TrainCommand::Parity(args)) => crate::train::parity(&args),
+        Command::Train(crate::TrainCommand::PretrainData(args)) => {
+            crate::train::pretrain_data(&args, &dictionary, progress)
+        }
+        Command::Re(args) => crate::relations::run(&args, progress),
+        Command::Bench(BenchCommand::Re(args)) => crate::relations::bench(&args, progress),
     }
 }
 

@@ -6,6 +6,9 @@ mod commands;
 mod corpora;
 mod dense;
 mod reading;
+mod relations;
+mod serve;
+mod train;
 
 use std::path::PathBuf;
 
@@ -56,6 +59,8 @@ enum Command {
     Passages(PassagesCommand),
     /// Answer a question: retrieve passages, then read them with a span model.
     Ask(AskArgs),
+    /// Serve the question answering API and a web page over HTTP (see /openapi.json).
+    Serve(Box<serve::ServeArgs>),
     /// Extract the answer to a question from a given context.
     Read {
         /// The question.
@@ -85,9 +90,30 @@ enum Command {
         #[arg(long)]
         model: Option<PathBuf>,
     },
+    /// Relations as questions to the reader (KLUE-RE): classify subject/object
+    /// pairs of a JSONL file, or list the relations of a subject in a sentence.
+    Re(Box<relations::ReArgs>),
     /// Benchmarks; results go to bench/results/.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Training data for the reader (the recipe itself is under train/).
+    #[command(subcommand)]
+    Train(TrainCommand),
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// Label KorQuAD questions and KLUE-RE relations (asked as questions) on
+    /// odqa's own reader windows, with no-answer negatives, and write them as
+    /// token-id files for train/train_reader.py; holds out a dev split.
+    Export(train::ExportArgs),
+    /// Score the trainer's reference windows with odqa's candle reader and
+    /// compare logits and best spans with the trainer's own.
+    Parity(train::ParityArgs),
+    /// Span-selection pre-training data from a corpus: recurring spans
+    /// (masked with the tokenizer's mask token) and cloze sentences answered
+    /// in passages BM25 retrieves from other articles, written like `export`.
+    PretrainData(train::PretrainDataArgs),
 }
 
 #[derive(Subcommand)]
@@ -258,10 +284,16 @@ struct SearchArgs {
 
 #[derive(Args, Clone)]
 struct ReaderArgs {
-    /// A QA model directory: a Hugging Face BertForQuestionAnswering checkpoint
-    /// (config.json, tokenizer.json, model.safetensors), or odqa's reader layout
-    /// (the base model's e5-small-q4.bin plus qa-head.safetensors).
-    #[arg(long, value_name = "DIR")]
+    /// A QA model directory: odqa's trained Korean reader (default; deltas on
+    /// the fetched multilingual-e5-small), a Hugging Face
+    /// BertForQuestionAnswering checkpoint (config.json, tokenizer.json,
+    /// model.safetensors), or a base model with qa-head.safetensors.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "ODQA_READER",
+        default_value = "models/odqa-reader-ko"
+    )]
     reader: PathBuf,
     /// Tokens per question+passage window.
     #[arg(long, default_value_t = 384)]
@@ -275,6 +307,10 @@ struct ReaderArgs {
     /// Windows per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Keep trailing particles, endings and copulas on answers (by default
+    /// the Korean analyzer trims them: 서울이다 → 서울).
+    #[arg(long)]
+    no_trim: bool,
 }
 
 #[derive(Args)]
@@ -409,6 +445,10 @@ enum BenchCommand {
         #[arg(long, default_value = "bench/results")]
         out_dir: PathBuf,
     },
+    /// KLUE-RE relation classification with the reader: micro-F1 (no_relation
+    /// excluded), AUPRC, accuracy, a per-relation table and examples/s, with
+    /// the no_relation threshold calibrated on the first examples.
+    Re(Box<relations::BenchReArgs>),
     /// One table and one recall@k plot from several retrieval results.
     Compare {
         /// Result files written by `odqa bench retrieval` (`*.json`).
@@ -454,19 +494,34 @@ struct BenchRetrievalArgs {
 /// The `--device` every model of this process runs on.
 static DEVICE: std::sync::OnceLock<odqa_encoder::Device> = std::sync::OnceLock::new();
 
+/// The global `--ko-dic`, for code that analyzes outside a command's own setup.
+static KO_DIC: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+fn dictionary() -> odqa_analysis::DictionarySource {
+    odqa_analysis::DictionarySource::resolve(KO_DIC.get().and_then(|d| d.as_deref()))
+}
+
 fn device() -> odqa_encoder::Device {
     DEVICE.get().cloned().unwrap_or(odqa_encoder::Device::Cpu)
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,odqa_serve=info")),
         )
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // ODQA_LOG_FORMAT=json: one JSON object per line (e.g. `odqa serve`'s
+    // access logs with their request ids).
+    if std::env::var("ODQA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
+    let _ = KO_DIC.set(cli.ko_dic.clone());
     if let Err(err) = odqa_encoder::device(&cli.device).map(|d| DEVICE.set(d)) {
         eprintln!("error: {err}");
         return std::process::ExitCode::FAILURE;

@@ -12,14 +12,26 @@ use odqa_pipeline::{AskOptions, AskResult, Pipeline, Reader, ReaderOptions};
 use crate::ReaderArgs;
 
 impl ReaderArgs {
-    fn load(&self) -> Result<Reader> {
+    pub(crate) fn load(&self) -> Result<Reader> {
         let mut options = ReaderOptions::default();
         options.windows.max_len = self.max_len;
         options.windows.doc_stride = self.doc_stride;
         options.scoring.max_answer_tokens = self.max_answer_tokens;
         options.batch_size = self.batch_size;
-        Reader::load(&self.reader, options, &crate::device())
-            .with_context(|| format!("loading the reader from {}", self.reader.display()))
+        // odqa's reader was trained with "no answer" at position 0: its
+        // probabilities are normalised over the passage tokens and that position.
+        options.scoring.allow_no_answer = odqa_encoder::is_delta_reader(&self.reader);
+        let reader = Reader::load(&self.reader, options, &crate::device())
+            .with_context(|| format!("loading the reader from {}", self.reader.display()))?;
+        if self.no_trim {
+            return Ok(reader);
+        }
+        let analyzer = odqa_analysis::KoreanAnalyzer::new(
+            odqa_analysis::AnalyzerConfig::default(),
+            &crate::dictionary(),
+        )
+        .context("loading the Korean analyzer that trims answers")?;
+        Ok(reader.with_trimmer(analyzer))
     }
 }
 

@@ -1,0 +1,58 @@
+//! Training data for odqa's span reader.
+//!
+//! Owns: reading SQuAD-format training sets with their answer offsets
+//! ([`squad`]), deterministic held-out splits ([`split`]), labelling a
+//! window with the token positions of its answer or the no-answer position
+//! ([`labels`]), and the export of labelled windows as compact token-id
+//! files that a trainer reads ([`export`]). Windows come from
+//! `odqa_reader::Windower`, the very code the reader runs at inference, and
+//! relation questions from `odqa_relations::questions`, the very templates
+//! relation extraction asks. Span-selection pre-training examples
+//! (recurring spans and retrieval-backed cloze, [`pretrain`]) go through
+//! the same windows and the same exporter.
+//!
+//! Must not touch: model weights or training itself (the recipe under
+//! `train/` reads what this crate writes), retrieval scoring, span scoring.
+
+pub mod export;
+pub mod labels;
+pub mod pretrain;
+pub mod split;
+pub mod squad;
+
+pub use export::{export, ExportConfig, ExportReport, Kind, Sources};
+pub use pretrain::{generate, Generator, PretrainConfig, PretrainExample, PretrainReport};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("cannot read or write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {detail}")]
+    Data { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Reader(#[from] odqa_reader::ReaderError),
+    #[error(transparent)]
+    Relations(#[from] odqa_relations::RelationError),
+    #[error(transparent)]
+    Index(#[from] odqa_index::IndexError),
+    #[error(transparent)]
+    Analysis(#[from] odqa_analysis::AnalysisError),
+    #[error(transparent)]
+    Corpus(#[from] odqa_corpus::CorpusError),
+    #[error("invalid export setting: {0}")]
+    Config(String),
+}
+
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

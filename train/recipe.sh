@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# odqa's Korean reader, end to end: export → train → artifact → parity → dev scores.
+# Run from the repository root with ../shared beside it. Everything lands in
+# train/work/ (git-ignored) except the artifact, which replaces
+# models/odqa-reader-ko/reader-delta.safetensors when RECIPE_INSTALL=1.
+#
+#   bash train/recipe.sh                 # the CPU configuration (about 1 h 10 min on 2 cores)
+#   STEPS=3000 MIX= bash train/recipe.sh # all exported windows, several passes: a GPU run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${WORK:-train/work}
+SHARED=${SHARED:-../shared}
+MIX=${MIX-paragraph_no_answer=700,article_negative=500,retrieved_negative=500,relation_answer=2500,relation_wrong=400,no_relation=400}
+STEPS=${STEPS:-0}
+LR=${LR:-1e-4}
+DEVICE=${DEVICE:-cpu}
+ODQA=${ODQA:-target/release/odqa}
+mkdir -p "$WORK"
+
+[ -x "$ODQA" ] || cargo build --release -p odqa
+[ -f index/kowiki-2020-10k/odqa-manifest.json ] || "$ODQA" index build --corpus kowiki-2020-10k
+BASE_DIR=$("$ODQA" models fetch | tail -1)
+
+# 1. Windows labelled by odqa's own tokenizer and windowing (seeded split).
+"$ODQA" train export --korquad "$SHARED/data/korquad-early-dev-repaired.json" \
+    --klue-re "$SHARED/data/klue-re-train.jsonl" --negatives-index index/kowiki-2020-10k \
+    --out "$WORK/export"
+
+# 2. PyTorch side: a venv and the base model as a Hugging Face directory.
+if [ ! -x "$WORK/venv/bin/python" ]; then
+    python3 -m venv "$WORK/venv"
+    "$WORK/venv/bin/pip" install -q -r train/requirements.txt
+fi
+PY="$WORK/venv/bin/python"
+[ -f "$WORK/me5s/model.safetensors" ] || "$PY" "$SHARED/tools/torch-anchor/convert_e5s1.py" \
+    --bin "$BASE_DIR/e5-small-q4.bin" --tokenizer "$BASE_DIR/tokenizer.json" --out "$WORK/me5s"
+
+# 3. Fine-tune (fixed seed; hyper-parameters and learning curve in $WORK/run).
+"$PY" train/train_reader.py --export "$WORK/export" --base "$WORK/me5s" --out "$WORK/run" \
+    --mix "$MIX" --steps "$STEPS" --lr "$LR" --device "$DEVICE" --eval-every 240 --dev-limit 300
+
+# 4. Install, check parity with candle, score the held-out articles.
+if [ "${RECIPE_INSTALL:-0}" = 1 ]; then
+    cp "$WORK/run/reader-delta.safetensors" models/odqa-reader-ko/
+    cp "$WORK/run/learning-curve.jsonl" models/odqa-reader-ko/
+fi
+READER=${READER:-models/odqa-reader-ko}
+"$ODQA" train parity --export "$WORK/export" --reference "$WORK/run" --reader "$READER"
+"$ODQA" bench mrc --data "$WORK/export/korquad-dev.json" --reader "$READER" --label korquad-dev-split
