@@ -618,6 +618,21 @@ fn relation_example(
         .filter(|r| subject_type == SubjectType::Other || r.subject_type() == subject_type)
         .collect();
     let context = [example.sentence.as_str()];
+    // A question the sentence does not answer: every window labelled no-answer.
+    let unanswerable =
+        |relation: Relation, kind: Kind, rng: &mut ChaCha8Rng, writer: &mut Writer| {
+            let question = ask(relation, rng);
+            let windows = windower.windows(&question, &context)?;
+            let line = ExampleLine {
+                example: 0,
+                id: &id,
+                kind,
+                split: "",
+                question: &question,
+                answer: None,
+            };
+            writer.example(line, &windows, None, dev)
+        };
     match example.relation() {
         Some(relation) => {
             let question = ask(relation, rng);
@@ -640,33 +655,13 @@ fn relation_example(
                     .filter(|&r| r != relation)
                     .collect();
                 if let Some(&other) = others.choose(rng) {
-                    let question = ask(other, rng);
-                    let windows = windower.windows(&question, &context)?;
-                    let line = ExampleLine {
-                        example: 0,
-                        id: &id,
-                        kind: Kind::RelationWrong,
-                        split: "",
-                        question: &question,
-                        answer: None,
-                    };
-                    writer.example(line, &windows, None, dev)?;
+                    unanswerable(other, Kind::RelationWrong, rng, writer)?;
                 }
             }
         }
         None => {
             if let Some(&relation) = same_type.choose(rng) {
-                let question = ask(relation, rng);
-                let windows = windower.windows(&question, &context)?;
-                let line = ExampleLine {
-                    example: 0,
-                    id: &id,
-                    kind: Kind::NoRelation,
-                    split: "",
-                    question: &question,
-                    answer: None,
-                };
-                writer.example(line, &windows, None, dev)?;
+                unanswerable(relation, Kind::NoRelation, rng, writer)?;
             }
         }
     }
