@@ -9,6 +9,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::cpu::{load_cpu_bert, CpuBert, Precision, PrecisionChoice, StageTimes, Tokens};
 use crate::e5s1::E5s1File;
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
@@ -58,6 +59,9 @@ pub struct EncoderOptions {
     pub batch_size: usize,
     /// How the weights are held (see [`WeightFormat`]).
     pub weight_format: WeightFormat,
+    /// The linear layers' precision on the CPU (see [`Precision`]); the
+    /// library default is f32, the command line's is `auto`.
+    pub precision: Precision,
 }
 
 impl Default for EncoderOptions {
@@ -66,27 +70,66 @@ impl Default for EncoderOptions {
             max_len: 512,
             batch_size: 16,
             weight_format: WeightFormat::F32,
+            precision: Precision::F32,
         }
     }
 }
 
 pub(crate) enum Backbone {
+    /// candle-transformers' BERT: the CUDA path.
     F32(BertModel),
     Q4_0(QuantBert),
+    /// odqa's CPU kernels (every precision).
+    Cpu(CpuBert),
+}
+
+/// A backbone's output for a padded batch.
+pub(crate) enum Hidden {
+    /// `[batch, seq_len, hidden]` on the model's device.
+    Padded(Tensor),
+    /// `[real tokens × hidden]` rows, the tokens of `Tokens` in order.
+    Tokens(Tokens, Vec<f32>),
 }
 
 impl Backbone {
-    pub(crate) fn forward(&self, ids: &Tensor, types: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Backbone::F32(m) => m.forward(ids, types, Some(mask))?,
-            Backbone::Q4_0(m) => m.forward(ids, types, mask)?,
-        })
+    /// Hidden states for padded, row-major inputs.
+    pub(crate) fn hidden(
+        &self,
+        (ids, mask, types): (&[u32], &[u32], &[u32]),
+        (batch, seq_len): (usize, usize),
+        device: &Device,
+        profile: Option<&mut StageTimes>,
+    ) -> Result<Hidden> {
+        let want = batch * seq_len;
+        if ids.len() != want || mask.len() != want || types.len() != want {
+            return Err(EncoderError::Backend(format!(
+                "{} ids, {} mask values and {} type ids for a batch of {batch} × {seq_len}",
+                ids.len(),
+                mask.len(),
+                types.len()
+            )));
+        }
+        if let Backbone::Cpu(m) = self {
+            let tokens = Tokens::from_padded(ids, mask, types, batch, seq_len);
+            let rows = m.forward_profiled(&tokens, profile)?;
+            return Ok(Hidden::Tokens(tokens, rows));
+        }
+        let shape = (batch, seq_len);
+        let ids = Tensor::from_slice(ids, shape, device)?;
+        let mask = Tensor::from_slice(mask, shape, device)?;
+        let types = Tensor::from_slice(types, shape, device)?;
+        Ok(Hidden::Padded(match self {
+            Backbone::F32(m) => m.forward(&ids, &types, Some(&mask))?,
+            Backbone::Q4_0(m) => m.forward(&ids, &types, &mask)?,
+            Backbone::Cpu(_) => unreachable!("handled above"),
+        }))
     }
 }
 
 /// A loaded encoder: model weights, config and tokenizer.
 pub struct Encoder {
     model: Backbone,
+    precision: PrecisionChoice,
     config: Config,
     tokenizer: Tokenizer,
     device: Device,
@@ -105,6 +148,7 @@ impl std::fmt::Debug for Encoder {
             .field("batch_size", &self.batch_size)
             .field("pad_id", &self.pad_id)
             .field("weight_format", &self.weight_format)
+            .field("precision", &self.precision)
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +165,13 @@ impl Encoder {
     /// Loads `model_dir` with explicit options.
     pub fn load_with(model_dir: &Path, device: &Device, opts: &EncoderOptions) -> Result<Self> {
         let config = load_config(&model_dir.join(CONFIG_FILE))?;
-        let model = load_backbone(model_dir, &config, opts.weight_format, device)?.0;
+        let (model, _, precision) = load_backbone(
+            model_dir,
+            &config,
+            opts.weight_format,
+            opts.precision,
+            device,
+        )?;
         let max_len = opts.max_len.clamp(2, config.max_position_embeddings.max(2));
         let mut tokenizer = load_tokenizer(model_dir)?;
         tokenizer
@@ -139,6 +189,7 @@ impl Encoder {
             .unwrap_or(config.pad_token_id as u32);
         Ok(Encoder {
             model,
+            precision,
             config,
             tokenizer,
             device: device.clone(),
@@ -172,6 +223,11 @@ impl Encoder {
     /// How the weights are held.
     pub fn weight_format(&self) -> WeightFormat {
         self.weight_format
+    }
+
+    /// The precision the model runs at, and why it was chosen.
+    pub fn precision(&self) -> &PrecisionChoice {
+        &self.precision
     }
 
     /// Token ids of `text` as given (no prefix added), with special tokens,
@@ -250,22 +306,56 @@ impl Encoder {
             flat_ids[r * len..r * len + seq.len()].copy_from_slice(seq);
             flat_mask[r * len..r * len + seq.len()].fill(1);
         }
-        let ids = Tensor::from_vec(flat_ids, (b, len), &self.device)?;
-        let mask = Tensor::from_vec(flat_mask, (b, len), &self.device)?;
-        let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, &mask)?; // [b, len, h]
-        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // [b, len, 1]
-        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?; // [b, h]
-        let counts = mask_f.sum(1)?.clamp(1f32, f32::MAX)?; // [b, 1]
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean
-            .sqr()?
-            .sum_keepdim(1)?
-            .sqrt()?
-            .clamp(1e-12f32, f32::MAX)?;
-        let normed = mean.broadcast_div(&norm)?;
-        Ok(normed.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+        let types = vec![0u32; b * len];
+        let hidden = self.model.hidden(
+            (&flat_ids, &flat_mask, &types),
+            (b, len),
+            &self.device,
+            None,
+        )?;
+        match hidden {
+            Hidden::Tokens(tokens, rows) => Ok(pool_rows(&tokens, &rows, self.dim())),
+            Hidden::Padded(hidden) => {
+                let mask = Tensor::from_vec(flat_mask, (b, len), &self.device)?;
+                pool_padded(&hidden, &mask)
+            }
+        }
     }
+}
+
+/// Mean over each sequence's token rows, L2-normalized.
+fn pool_rows(tokens: &Tokens, rows: &[f32], h: usize) -> Vec<Vec<f32>> {
+    (0..tokens.sequences())
+        .map(|s| {
+            let (a, b) = (tokens.starts[s], tokens.starts[s + 1]);
+            let mut mean = vec![0f32; h];
+            for row in rows[a * h..b * h].chunks_exact(h) {
+                for (m, &x) in mean.iter_mut().zip(row) {
+                    *m += x;
+                }
+            }
+            let count = (b - a).max(1) as f32;
+            mean.iter_mut().for_each(|m| *m /= count);
+            let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            mean.iter_mut().for_each(|m| *m /= norm);
+            mean
+        })
+        .collect()
+}
+
+/// [`pool_rows`] on a padded `[b, len, h]` tensor and its `[b, len]` mask.
+fn pool_padded(hidden: &Tensor, mask: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // [b, len, 1]
+    let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?; // [b, h]
+    let counts = mask_f.sum(1)?.clamp(1f32, f32::MAX)?; // [b, 1]
+    let mean = summed.broadcast_div(&counts)?;
+    let norm = mean
+        .sqr()?
+        .sum_keepdim(1)?
+        .sqrt()?
+        .clamp(1e-12f32, f32::MAX)?;
+    let normed = mean.broadcast_div(&norm)?;
+    Ok(normed.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
 
 /// The backbone in `model_dir` (E5S1 `e5-small-q4.bin`, else
@@ -275,8 +365,9 @@ pub(crate) fn load_backbone(
     model_dir: &Path,
     config: &Config,
     weight_format: WeightFormat,
+    precision: Precision,
     device: &Device,
-) -> Result<(Backbone, HashMap<String, Tensor>)> {
+) -> Result<(Backbone, HashMap<String, Tensor>, PrecisionChoice)> {
     if weight_format == WeightFormat::Q4_0 {
         let e5s1_path = model_dir.join(WEIGHTS_FILE);
         if !e5s1_path.is_file() {
@@ -288,10 +379,16 @@ pub(crate) fn load_backbone(
         let file = E5s1File::open(&e5s1_path)?;
         check_e5s1_config(&file, config, &model_dir.join(CONFIG_FILE))?;
         let backbone = Backbone::Q4_0(QuantBert::from_e5s1(&file, config, device)?);
-        return Ok((backbone, HashMap::new()));
+        let choice = PrecisionChoice {
+            requested: precision,
+            chosen: Precision::F32,
+            reason: "Q4_0 weights (candle QMatMul), f32 activations".into(),
+        };
+        return Ok((backbone, HashMap::new(), choice));
     }
     let (tensors, heads) = load_f32_tensors(model_dir, config, device)?;
-    Ok((backbone_from_tensors(tensors, config, device)?, heads))
+    let (backbone, choice) = backbone_from_tensors(tensors, config, precision, device)?;
+    Ok((backbone, heads, choice))
 }
 
 /// A model directory's weights as f32 tensors under Hugging Face BERT names
@@ -316,12 +413,35 @@ pub(crate) fn load_f32_tensors(
     }
 }
 
+/// On the CPU, odqa's kernels at `precision`; on a GPU, candle's BERT
+/// (f32 only: the reduced precisions are CPU kernels).
 pub(crate) fn backbone_from_tensors(
     tensors: TensorMap,
     config: &Config,
+    precision: Precision,
     device: &Device,
-) -> Result<Backbone> {
-    Ok(Backbone::F32(bert_from_tensors(tensors, config, device)?))
+) -> Result<(Backbone, PrecisionChoice)> {
+    // ODQA_CPU_BACKEND=candle runs candle-transformers' BERT on the CPU
+    // instead: the reference that benchmarks compare odqa's kernels with.
+    let candle_on_cpu = std::env::var("ODQA_CPU_BACKEND").is_ok_and(|b| b == "candle");
+    if device.is_cpu() && !candle_on_cpu {
+        let (model, choice) = load_cpu_bert(&tensors, config, precision)?;
+        return Ok((Backbone::Cpu(model), choice));
+    }
+    if !matches!(precision, Precision::Auto | Precision::F32) {
+        return Err(EncoderError::Precision(format!(
+            "{precision} is a CPU precision; on {device:?} odqa runs f32"
+        )));
+    }
+    let choice = PrecisionChoice {
+        requested: precision,
+        chosen: Precision::F32,
+        reason: format!("{:?}: candle-transformers BERT, f32", device.location()),
+    };
+    Ok((
+        Backbone::F32(bert_from_tensors(tensors, config, device)?),
+        choice,
+    ))
 }
 
 /// `tokenizer.json` of `model_dir`, with its own padding switched off.

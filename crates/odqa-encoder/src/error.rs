@@ -100,6 +100,14 @@ pub enum EncoderError {
     #[error("device {0}")]
     Device(String),
 
+    /// A precision this CPU (or device) cannot run, or an unknown name.
+    #[error("precision: {0}")]
+    Precision(String),
+
+    /// The CPU backend was given weights or inputs it cannot run.
+    #[error("cpu backend: {0}")]
+    Backend(String),
+
     /// An error from candle (tensor shapes, model construction, forward pass).
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),

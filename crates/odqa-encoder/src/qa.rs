@@ -9,10 +9,11 @@ use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module};
 use tokenizers::Tokenizer;
 
+use crate::cpu::{Precision, PrecisionChoice, StageTimes};
 use crate::delta::{apply_delta, delta_path, is_delta_reader, ReaderManifest};
 use crate::encoder::{
     backbone_from_tensors, load_backbone, load_config, load_f32_tensors, load_tokenizer, Backbone,
-    WeightFormat, SAFETENSORS_FILE,
+    Hidden, WeightFormat, SAFETENSORS_FILE,
 };
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, WEIGHTS_FILE};
@@ -36,7 +37,11 @@ pub struct SpanLogits {
 /// A span-extraction model and its tokenizer.
 pub struct QaModel {
     backbone: Backbone,
+    precision: PrecisionChoice,
     qa_outputs: Linear,
+    /// The head as plain rows for the CPU backend: start weights, end
+    /// weights, then the two biases.
+    head_rows: (Vec<f32>, Vec<f32>, [f32; 2]),
     tokenizer: Tokenizer,
     device: Device,
     dir: PathBuf,
@@ -58,16 +63,22 @@ impl QaModel {
     /// (a directory with `odqa-reader.json`: deltas on the fetched
     /// multilingual-e5-small, see [`QaModel::load_delta`]).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_at(dir, device, Precision::F32)
+    }
+
+    /// [`QaModel::load`] with the linear layers at `precision` (CPU).
+    pub fn load_at(dir: &Path, device: &Device, precision: Precision) -> Result<Self> {
         if is_delta_reader(dir) {
             let base = crate::fetch::fetch_model(&crate::fetch::default_home())?;
-            return Self::load_delta(dir, &base, device);
+            return Self::load_delta_at(dir, &base, device, precision);
         }
         let config_path = dir.join(CONFIG_FILE);
         // odqa's reader layout keeps the base model's config (BertModel).
         let reader_layout = dir.join(WEIGHTS_FILE).is_file();
         check_architecture(&config_path, reader_layout)?;
         let config = load_config(&config_path)?;
-        let (backbone, mut heads) = load_backbone(dir, &config, WeightFormat::F32, device)?;
+        let (backbone, mut heads, precision) =
+            load_backbone(dir, &config, WeightFormat::F32, precision, device)?;
         let head_source = if reader_layout {
             let head_path = dir.join(QA_HEAD_FILE);
             if !head_path.is_file() {
@@ -89,6 +100,8 @@ impl QaModel {
         let qa_outputs = qa_head(&mut heads, &head_source, config.hidden_size)?;
         Ok(QaModel {
             backbone,
+            precision,
+            head_rows: head_rows(&qa_outputs)?,
             qa_outputs,
             tokenizer: load_tokenizer(dir)?,
             device: device.clone(),
@@ -100,14 +113,27 @@ impl QaModel {
     /// `base_dir` (multilingual-e5-small, or a pruned copy of it: the word
     /// embeddings are the base model's own).
     pub fn load_delta(reader_dir: &Path, base_dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_delta_at(reader_dir, base_dir, device, Precision::F32)
+    }
+
+    /// [`QaModel::load_delta`] with the linear layers at `precision` (CPU).
+    pub fn load_delta_at(
+        reader_dir: &Path,
+        base_dir: &Path,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self> {
         ReaderManifest::read(reader_dir)?;
         let config = load_config(&base_dir.join(CONFIG_FILE))?;
         let (mut tensors, _) = load_f32_tensors(base_dir, &config, device)?;
         let delta = delta_path(reader_dir);
         let mut heads = apply_delta(&mut tensors, &delta, device)?;
         let qa_outputs = qa_head(&mut heads, &delta, config.hidden_size)?;
+        let (backbone, precision) = backbone_from_tensors(tensors, &config, precision, device)?;
         Ok(QaModel {
-            backbone: backbone_from_tensors(tensors, &config, device)?,
+            backbone,
+            precision,
+            head_rows: head_rows(&qa_outputs)?,
             qa_outputs,
             tokenizer: load_tokenizer(base_dir)?,
             device: device.clone(),
@@ -119,6 +145,11 @@ impl QaModel {
         &self.tokenizer
     }
 
+    /// The precision the model runs at, and why it was chosen.
+    pub fn precision(&self) -> &PrecisionChoice {
+        &self.precision
+    }
+
     /// Start/end logits for padded, row-major token ids.
     pub fn logits(
         &self,
@@ -128,11 +159,47 @@ impl QaModel {
         batch: usize,
         seq_len: usize,
     ) -> Result<SpanLogits> {
-        let shape = (batch, seq_len);
-        let ids = Tensor::from_slice(ids, shape, &self.device)?;
-        let mask = Tensor::from_slice(mask, shape, &self.device)?;
-        let types = Tensor::from_slice(type_ids, shape, &self.device)?;
-        let hidden = self.backbone.forward(&ids, &types, &mask)?;
+        self.logits_profiled(ids, mask, type_ids, batch, seq_len, None)
+    }
+
+    /// [`QaModel::logits`], adding the CPU backend's time per stage to
+    /// `profile` (left as is on other backends).
+    pub fn logits_profiled(
+        &self,
+        ids: &[u32],
+        mask: &[u32],
+        type_ids: &[u32],
+        batch: usize,
+        seq_len: usize,
+        profile: Option<&mut StageTimes>,
+    ) -> Result<SpanLogits> {
+        let hidden = self.backbone.hidden(
+            (ids, mask, type_ids),
+            (batch, seq_len),
+            &self.device,
+            profile,
+        )?;
+        let hidden = match hidden {
+            Hidden::Padded(hidden) => hidden,
+            Hidden::Tokens(tokens, rows) => {
+                // Padding positions were not computed: their logits are 0,
+                // and no span scoring reads them.
+                let (ws, we, [bs, be]) = &self.head_rows;
+                let h = ws.len();
+                let mut start = vec![0f32; batch * seq_len];
+                let mut end = vec![0f32; batch * seq_len];
+                for (row, &at) in rows.chunks_exact(h).zip(&tokens.padded_index) {
+                    start[at] = dot(row, ws) + bs;
+                    end[at] = dot(row, we) + be;
+                }
+                return Ok(SpanLogits {
+                    start,
+                    end,
+                    batch,
+                    seq_len,
+                });
+            }
+        };
         let logits = self.qa_outputs.forward(&hidden)?; // [batch, seq, 2]
         let start = logits
             .narrow(2, 0, 1)?
@@ -151,6 +218,20 @@ impl QaModel {
             seq_len,
         })
     }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn head_rows(head: &Linear) -> Result<(Vec<f32>, Vec<f32>, [f32; 2])> {
+    let w = head.weight().to_vec2::<f32>()?;
+    let b = head
+        .bias()
+        .map(|b| b.to_vec1::<f32>())
+        .transpose()?
+        .unwrap_or_else(|| vec![0.0, 0.0]);
+    Ok((w[0].clone(), w[1].clone(), [b[0], b[1]]))
 }
 
 fn check_architecture(config_path: &Path, base_allowed: bool) -> Result<()> {

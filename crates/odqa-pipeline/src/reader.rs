@@ -2,7 +2,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use odqa_analysis::KoreanAnalyzer;
-use odqa_encoder::{Device, QaModel};
+use odqa_encoder::{Device, Precision, QaModel};
 use odqa_reader::spans::score_windows;
 use odqa_reader::{
     merge_answers, pad_id, Answer, ScoringConfig, Window, WindowConfig, WindowSpans, Windower,
@@ -18,6 +18,14 @@ pub struct ReaderOptions {
     pub scoring: ScoringConfig,
     /// Windows per forward pass; windows of different passages share batches.
     pub batch_size: usize,
+    /// The model's linear layers on the CPU ([`Precision`]; library
+    /// default f32).
+    #[serde(default = "f32_precision")]
+    pub precision: Precision,
+}
+
+fn f32_precision() -> Precision {
+    Precision::F32
 }
 
 impl Default for ReaderOptions {
@@ -26,6 +34,7 @@ impl Default for ReaderOptions {
             windows: WindowConfig::default(),
             scoring: ScoringConfig::default(),
             batch_size: 16,
+            precision: Precision::F32,
         }
     }
 }
@@ -58,7 +67,7 @@ impl Reader {
         }
         options.windows.validate()?;
         options.scoring.validate()?;
-        let model = QaModel::load(model_dir, device)?;
+        let model = QaModel::load_at(model_dir, device, options.precision)?;
         let pad_id = pad_id(model.tokenizer()).unwrap_or(0);
         // Fails early on a tokenizer without the special tokens windows need.
         Windower::new(model.tokenizer(), options.windows)?;

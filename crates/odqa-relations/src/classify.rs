@@ -217,10 +217,15 @@ pub struct RelationClassifier<M = QaModel> {
 }
 
 impl RelationClassifier<QaModel> {
-    /// Loads a reader directory ([`QaModel::load`]).
-    pub fn load(dir: &Path, options: ClassifierOptions, device: &Device) -> Result<Self> {
+    /// Loads a reader directory ([`QaModel::load_at`]).
+    pub fn load(
+        dir: &Path,
+        options: ClassifierOptions,
+        device: &Device,
+        precision: odqa_encoder::Precision,
+    ) -> Result<Self> {
         options.validate()?;
-        let model = QaModel::load(dir, device)?;
+        let model = QaModel::load_at(dir, device, precision)?;
         Self::new(model, options)
     }
 }

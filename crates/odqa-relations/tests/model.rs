@@ -50,8 +50,13 @@ fn classification_and_open_extraction_run_through_a_model() {
     let examples = read_klue_re(&data).unwrap();
     assert_eq!(examples.len(), 4);
 
-    let classifier =
-        RelationClassifier::load(&model, ClassifierOptions::default(), &Device::Cpu).unwrap();
+    let classifier = RelationClassifier::load(
+        &model,
+        ClassifierOptions::default(),
+        &Device::Cpu,
+        odqa_encoder::Precision::F32,
+    )
+    .unwrap();
     let mut gold = Vec::new();
     let mut predicted = Vec::new();
     let mut probabilities = Vec::new();

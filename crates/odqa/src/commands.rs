@@ -126,6 +126,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }) => dense::bench_ann(&index_dir(index)?, &questions, k, &ef, &out_dir),
         Command::Bench(BenchCommand::Reader {
             reader,
+            embed,
+            profile,
             seq_len,
             batch_sizes,
             windows,
@@ -134,6 +136,8 @@ pub fn run(cli: Cli) -> Result<()> {
             label,
         }) => reading::throughput(&reading::Throughput {
             reader: &reader,
+            embed,
+            profile,
             seq_len,
             batch_sizes: &batch_sizes,
             windows,

@@ -32,7 +32,13 @@ pub fn encoder_from(model: Option<PathBuf>) -> Result<Encoder> {
         Some(dir) => dir,
         None => default_model_dir()?,
     };
-    Ok(Encoder::load(&dir, &crate::device())?)
+    let options = odqa_encoder::EncoderOptions {
+        precision: crate::precision(),
+        ..Default::default()
+    };
+    let encoder = Encoder::load_with(&dir, &crate::device(), &options)?;
+    crate::report_precision("encoder", encoder.precision());
+    Ok(encoder)
 }
 
 impl DenseArgs {

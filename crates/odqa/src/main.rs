@@ -28,6 +28,11 @@ struct Cli {
     /// Where models run: cpu, cuda or cuda:N (needs a build with `--features cuda`).
     #[arg(long, global = true, default_value = "cpu")]
     device: String,
+    /// The models' linear layers on the CPU: auto (the fastest this CPU
+    /// supports that passes a parity probe against f32), f32, bf16
+    /// (AVX512_BF16) or int8 (AVX512_VNNI). Also: ODQA_PRECISION.
+    #[arg(long, global = true, default_value = "auto", env = "ODQA_PRECISION")]
+    precision: odqa_encoder::Precision,
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -373,10 +378,23 @@ enum BenchCommand {
     /// Answer recall@k, MRR and latency of retrieval over a question set.
     Retrieval(BenchRetrievalArgs),
     /// Reader throughput: forward passes over full-length windows of Korean
-    /// text at several batch sizes.
+    /// text at several batch sizes (`--embed`: passage embeddings instead).
     Reader {
-        #[arg(long, value_name = "DIR")]
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "models/odqa-reader-ko",
+            env = "ODQA_READER"
+        )]
         reader: PathBuf,
+        /// Time mean-pooled passage embeddings with the default
+        /// multilingual-e5-small (what `index dense` runs) instead of QA logits.
+        #[arg(long)]
+        embed: bool,
+        /// Also time each stage of the forward pass (odqa's CPU backend)
+        /// and print the breakdown per batch size.
+        #[arg(long)]
+        profile: bool,
         /// Tokens per window.
         #[arg(long, default_value_t = 384)]
         seq_len: usize,
@@ -494,6 +512,33 @@ struct BenchRetrievalArgs {
 /// The `--device` every model of this process runs on.
 static DEVICE: std::sync::OnceLock<odqa_encoder::Device> = std::sync::OnceLock::new();
 
+/// The `--precision` every model of this process is loaded at.
+static PRECISION: std::sync::OnceLock<odqa_encoder::Precision> = std::sync::OnceLock::new();
+
+fn precision() -> odqa_encoder::Precision {
+    PRECISION.get().copied().unwrap_or_default()
+}
+
+/// Says on stderr which precision a loaded model runs at and why.
+fn report_precision(what: &str, choice: &odqa_encoder::PrecisionChoice) {
+    eprintln!(
+        "{what}: precision {} (asked {}: {})",
+        choice.chosen, choice.requested, choice.reason
+    );
+}
+
+/// The machine a benchmark ran on, for its result file.
+fn machine(choice: Option<&odqa_encoder::PrecisionChoice>) -> serde_json::Value {
+    let features = odqa_encoder::cpu_features();
+    serde_json::json!({
+        "cpu": odqa_encoder::cpu_model_name(),
+        "flags": features.flags(),
+        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "device": format!("{:?}", device().location()),
+        "precision": choice,
+    })
+}
+
 /// The global `--ko-dic`, for code that analyzes outside a command's own setup.
 static KO_DIC: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
 
@@ -522,6 +567,7 @@ fn main() -> std::process::ExitCode {
     }
     let cli = Cli::parse();
     let _ = KO_DIC.set(cli.ko_dic.clone());
+    let _ = PRECISION.set(cli.precision);
     if let Err(err) = odqa_encoder::device(&cli.device).map(|d| DEVICE.set(d)) {
         eprintln!("error: {err}");
         return std::process::ExitCode::FAILURE;

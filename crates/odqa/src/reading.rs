@@ -18,11 +18,13 @@ impl ReaderArgs {
         options.windows.doc_stride = self.doc_stride;
         options.scoring.max_answer_tokens = self.max_answer_tokens;
         options.batch_size = self.batch_size;
+        options.precision = crate::precision();
         // odqa's reader was trained with "no answer" at position 0: its
         // probabilities are normalised over the passage tokens and that position.
         options.scoring.allow_no_answer = odqa_encoder::is_delta_reader(&self.reader);
         let reader = Reader::load(&self.reader, options, &crate::device())
             .with_context(|| format!("loading the reader from {}", self.reader.display()))?;
+        crate::report_precision("reader", reader.model().precision());
         if self.no_trim {
             return Ok(reader);
         }
@@ -166,8 +168,10 @@ impl ReadingBench<'_> {
         &self,
         mut report: ReadingReport,
         predictions: &std::collections::BTreeMap<String, String>,
-        extra: serde_json::Value,
+        mut extra: serde_json::Value,
+        precision: &odqa_encoder::PrecisionChoice,
     ) -> Result<()> {
+        extra["machine"] = crate::machine(Some(precision));
         report.extra = extra;
         let stem = format!(
             "{}-{}-{}",
@@ -240,6 +244,7 @@ impl ReadingBench<'_> {
             report,
             &predictions,
             serde_json::json!({"reader": self.reader.reader, "options": reader.options()}),
+            reader.model().precision(),
         )
     }
 
@@ -278,12 +283,15 @@ impl ReadingBench<'_> {
             report,
             &predictions,
             serde_json::json!({"reader": self.reader.reader, "index": index_dir, "ask": options, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options()}),
+            pipeline.reader().model().precision(),
         )
     }
 }
 
 pub struct Throughput<'a> {
     pub reader: &'a Path,
+    pub embed: bool,
+    pub profile: bool,
     pub seq_len: usize,
     pub batch_sizes: &'a [usize],
     pub windows: usize,
@@ -292,14 +300,103 @@ pub struct Throughput<'a> {
     pub label: Option<String>,
 }
 
+/// The model a throughput run times: QA logits or passage embeddings.
+enum Timed {
+    Reader(odqa_encoder::QaModel),
+    Encoder(odqa_encoder::Encoder),
+}
+
+impl Timed {
+    fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        match self {
+            Timed::Reader(m) => m.tokenizer(),
+            Timed::Encoder(e) => e.tokenizer(),
+        }
+    }
+
+    fn precision(&self) -> &odqa_encoder::PrecisionChoice {
+        match self {
+            Timed::Reader(m) => m.precision(),
+            Timed::Encoder(e) => e.precision(),
+        }
+    }
+
+    /// One forward pass over `batch` copies of `window`.
+    fn run(&self, window: &[u32], batch: usize) -> Result<()> {
+        self.run_profiled(window, batch, None)
+    }
+
+    fn run_profiled(
+        &self,
+        window: &[u32],
+        batch: usize,
+        profile: Option<&mut odqa_encoder::StageTimes>,
+    ) -> Result<()> {
+        match self {
+            Timed::Reader(model) => {
+                let flat: Vec<u32> = window
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(batch * window.len())
+                    .collect();
+                let mask = vec![1u32; flat.len()];
+                let types = vec![0u32; flat.len()];
+                model.logits_profiled(&flat, &mask, &types, batch, window.len(), profile)?;
+            }
+            Timed::Encoder(encoder) => {
+                let texts = vec![window.to_vec(); batch];
+                encoder.embed_ids(&texts)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints ms per window for each stage and its share; returns them as JSON.
+fn print_stages(times: &odqa_encoder::StageTimes, batch: usize) -> serde_json::Value {
+    let total: f64 = times.seconds.iter().sum();
+    let windows = (times.passes * batch).max(1) as f64;
+    let mut out = serde_json::Map::new();
+    for (stage, &s) in odqa_encoder::Stage::ALL.iter().zip(&times.seconds) {
+        let ms = s * 1e3 / windows;
+        println!(
+            "    {:<38} {ms:>8.2} ms/window {:>5.1}%",
+            stage.name(),
+            100.0 * s / total.max(1e-12)
+        );
+        out.insert(stage.name().into(), serde_json::json!(ms));
+    }
+    serde_json::Value::Object(out)
+}
+
 /// Windows of exactly `seq_len` real tokens (Korean article text) through
-/// the QA model, timed per batch size on this machine's CPU.
+/// the QA model (or the encoder, `embed`), timed per batch size.
 pub fn throughput(args: &Throughput) -> Result<()> {
     if args.seq_len < 8 || args.windows == 0 || args.batch_sizes.contains(&0) {
         bail!("--seq-len must be at least 8, --windows and every batch size at least 1");
     }
-    let model = odqa_encoder::QaModel::load(args.reader, &crate::device())
-        .with_context(|| format!("loading {}", args.reader.display()))?;
+    let model = if args.embed {
+        let dir = crate::dense::default_model_dir()?;
+        let options = odqa_encoder::EncoderOptions {
+            precision: crate::precision(),
+            batch_size: args.batch_sizes.iter().copied().max().unwrap_or(1),
+            ..Default::default()
+        };
+        Timed::Encoder(
+            odqa_encoder::Encoder::load_with(&dir, &crate::device(), &options)
+                .with_context(|| format!("loading {}", dir.display()))?,
+        )
+    } else {
+        Timed::Reader(
+            odqa_encoder::QaModel::load_at(args.reader, &crate::device(), crate::precision())
+                .with_context(|| format!("loading {}", args.reader.display()))?,
+        )
+    };
+    crate::report_precision(
+        if args.embed { "encoder" } else { "reader" },
+        model.precision(),
+    );
     let corpus = crate::corpora::resolve(args.corpus.or(Some("odqa-demo")))?;
     let mut ids: Vec<u32> = Vec::new();
     for record in odqa_corpus::open_corpus(&corpus.path)? {
@@ -323,32 +420,34 @@ pub fn throughput(args: &Throughput) -> Result<()> {
     let window: Vec<u32> = ids[..args.seq_len].to_vec();
     let mut rows = Vec::new();
     for &batch in args.batch_sizes {
-        let flat: Vec<u32> = window
-            .iter()
-            .copied()
-            .cycle()
-            .take(batch * args.seq_len)
-            .collect();
-        let mask = vec![1u32; flat.len()];
-        let types = vec![0u32; flat.len()];
-        model.logits(&flat, &mask, &types, batch, args.seq_len)?; // warm-up
+        model.run(&window, batch)?; // warm-up
         let passes = args.windows.div_ceil(batch);
         let started = std::time::Instant::now();
         for _ in 0..passes {
-            model.logits(&flat, &mask, &types, batch, args.seq_len)?;
+            model.run(&window, batch)?;
         }
         let seconds = started.elapsed().as_secs_f64();
         let windows_per_second = (passes * batch) as f64 / seconds;
         println!("batch {batch:>3}: {windows_per_second:.2} windows/s ({} windows of {} tokens in {seconds:.2} s)", passes * batch, args.seq_len);
-        rows.push(serde_json::json!({"batch": batch, "windows": passes * batch, "seconds": seconds, "windows_per_second": windows_per_second}));
+        let mut row = serde_json::json!({"batch": batch, "windows": passes * batch, "seconds": seconds, "windows_per_second": windows_per_second});
+        if args.profile && !args.embed {
+            let mut times = odqa_encoder::StageTimes::default();
+            for _ in 0..passes {
+                model.run_profiled(&window, batch, Some(&mut times))?;
+            }
+            row["stages_ms_per_window"] = print_stages(&times, batch);
+        }
+        rows.push(row);
     }
-    let label = args.label.clone().unwrap_or_else(|| "reader".into());
+    let kind = if args.embed { "embed" } else { "reader" };
+    let label = args.label.clone().unwrap_or_else(|| kind.into());
     std::fs::create_dir_all(args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
-    let path = args.out_dir.join(format!("reader-throughput-{label}.json"));
+    let path = args.out_dir.join(format!("{kind}-throughput-{label}.json"));
     let report = serde_json::json!({
-        "label": label, "reader": args.reader, "seq_len": args.seq_len, "device": format!("{:?}", crate::device().location()),
+        "label": label, "kind": kind, "reader": (!args.embed).then_some(args.reader), "seq_len": args.seq_len, "device": format!("{:?}", crate::device().location()),
         "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "machine": crate::machine(Some(model.precision())),
         "rows": rows,
         "created_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });

@@ -109,8 +109,15 @@ fn load(reader: &ReaderArgs, relations: &RelationArgs) -> Result<RelationClassif
     options.batch_size = reader.batch_size;
     options.questions_per_relation = relations.questions_per_relation;
     options.all_relations = relations.all_relations;
-    RelationClassifier::load(&reader.reader, options, &crate::device())
-        .with_context(|| format!("loading the reader from {}", reader.reader.display()))
+    let classifier = RelationClassifier::load(
+        &reader.reader,
+        options,
+        &crate::device(),
+        crate::precision(),
+    )
+    .with_context(|| format!("loading the reader from {}", reader.reader.display()))?;
+    crate::report_precision("reader", classifier.model().precision());
+    Ok(classifier)
 }
 
 fn check_threshold(threshold: Option<f32>, default: f32) -> Result<f32> {
@@ -400,6 +407,7 @@ pub fn bench(args: &BenchReArgs, progress: bool) -> Result<()> {
         "data": args.data,
         "device": device,
         "threads": threads,
+        "machine": crate::machine(Some(classifier.model().precision())),
         "options": classifier.options(),
         "threshold": threshold,
         "threshold_source": source,

@@ -167,8 +167,9 @@ pub fn parity(args: &ParityArgs) -> Result<()> {
             args.reference.display()
         );
     }
-    let model = odqa_encoder::QaModel::load(&args.reader.reader, &crate::device())
-        .with_context(|| format!("loading {}", args.reader.reader.display()))?;
+    let model =
+        odqa_encoder::QaModel::load_at(&args.reader.reader, &crate::device(), crate::precision())
+            .with_context(|| format!("loading {}", args.reader.reader.display()))?;
     let pad = odqa_reader::pad_id(model.tokenizer()).unwrap_or(1);
     let (mut batch_ids, mut mask) = (vec![pad; n * seq], vec![0u32; n * seq]);
     let mut windows = Vec::with_capacity(n);
