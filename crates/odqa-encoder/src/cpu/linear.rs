@@ -30,6 +30,23 @@ const TASK_PANELS: usize = 4;
 /// 24 KiB of weights, which stay in L1 while the task's rows stream past.
 const K_BLOCK: usize = 128;
 
+/// Calls `$kernel::<R>(args)` with the const `R` equal to `$rows` (1..=8):
+/// the micro-kernels keep their R × 3 accumulators in registers.
+macro_rules! for_tile_rows {
+    ($rows:expr, $kernel:ident($($arg:expr),*)) => {
+        match $rows {
+            8 => $kernel::<8>($($arg),*),
+            7 => $kernel::<7>($($arg),*),
+            6 => $kernel::<6>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            _ => $kernel::<1>($($arg),*),
+        }
+    };
+}
+
 /// One linear layer with its weights in the layout its kernel wants.
 pub(crate) struct Linear {
     /// Input features.
@@ -138,29 +155,14 @@ impl Linear {
         } else {
             gemm::Parallelism::None
         };
-        // SAFETY: dst is m × n row-major (row stride n, column stride 1),
-        // lhs m × k row-major, rhs = Wᵀ read from W's [n × k] layout
-        // (row stride 1 along k, column stride k along n); all in bounds.
+        // SAFETY: out is m × n row-major, x m × k row-major, Wᵀ read from
+        // W's [n × k] layout (k step 1, n step k); all in bounds.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                true,
-                x.as_ptr(),
-                1,
-                k as isize,
-                w.as_ptr(),
-                k as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
+            matmul(
+                (m, n, k),
+                (out.as_mut_ptr(), n, true),
+                (x.as_ptr(), k as isize, 1),
+                (w.as_ptr(), 1, k as isize),
                 parallelism,
             )
         }
@@ -185,6 +187,43 @@ impl Linear {
             kernel(r0, rows, p0, p1, dst);
         });
     }
+}
+
+/// `dst = (dst if accumulate) + lhs · rhs` through the `gemm` crate, for a
+/// row-major `dst` (`m × n`, row stride `ld`); `lhs` (`m × k`) and `rhs`
+/// (`k × n`) are given as (pointer, row stride, column stride).
+///
+/// # Safety
+/// Every pointer is valid for its matrix at its strides, and `dst` is not
+/// written by anyone else meanwhile.
+pub(crate) unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    (dst, ld, accumulate): (*mut f32, usize, bool),
+    (lhs, lhs_rs, lhs_cs): (*const f32, isize, isize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, isize, isize),
+    parallelism: gemm::Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        ld as isize,
+        accumulate,
+        lhs,
+        lhs_cs,
+        lhs_rs,
+        rhs,
+        rhs_cs,
+        rhs_rs,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    )
 }
 
 /// Round-to-nearest-even f32 → bf16 bits (NaN kept quiet).
@@ -369,16 +408,7 @@ mod bf16 {
                     let tile = TILE_ROWS.min(rows - r);
                     let a = &x[(r0 + r) * kp..];
                     let at = (bias, n, ld, p, dst, r0 + r);
-                    match tile {
-                        8 => tile_kernel::<8>(a, kp, ks, panel, at),
-                        7 => tile_kernel::<7>(a, kp, ks, panel, at),
-                        6 => tile_kernel::<6>(a, kp, ks, panel, at),
-                        5 => tile_kernel::<5>(a, kp, ks, panel, at),
-                        4 => tile_kernel::<4>(a, kp, ks, panel, at),
-                        3 => tile_kernel::<3>(a, kp, ks, panel, at),
-                        2 => tile_kernel::<2>(a, kp, ks, panel, at),
-                        _ => tile_kernel::<1>(a, kp, ks, panel, at),
-                    }
+                    for_tile_rows!(tile, tile_kernel(a, kp, ks, panel, at));
                     r += tile;
                 }
             }
@@ -423,6 +453,17 @@ mod bf16 {
         store_tile::<R>(&acc, k0 == 0, out);
     }
 
+    /// The lanes of the 16 columns from `col` that lie before `n`.
+    #[inline(always)]
+    pub(super) fn column_mask(n: usize, col: usize) -> __mmask16 {
+        let valid = (n - col).min(16);
+        if valid == 16 {
+            0xffff
+        } else {
+            (1u16 << valid) - 1
+        }
+    }
+
     /// Writes a tile of f32 results to rows `row..row+R`, columns of panel
     /// `p` (masking columns past `n`): `acc + bias` when `first`, else
     /// `dst + acc`.
@@ -437,12 +478,7 @@ mod bf16 {
             if col >= n {
                 break;
             }
-            let valid = (n - col).min(16);
-            let mask: __mmask16 = if valid == 16 {
-                0xffff
-            } else {
-                (1u16 << valid) - 1
-            };
+            let mask = column_mask(n, col);
             let bv = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(col));
             for (i, acc) in acc.iter().enumerate() {
                 let at = dst.0.add((row + i) * ld + col);
@@ -461,7 +497,7 @@ mod bf16 {
 mod int8 {
     use std::arch::x86_64::*;
 
-    use super::bf16::{store_tile, Out};
+    use super::bf16::{column_mask, store_tile, Out};
     use super::{SendPtr, K_BLOCK, PANEL, TILE_ROWS};
 
     /// Quantizes `src` (scale max |x| / 127, nearest even) into `dst` as
@@ -517,16 +553,7 @@ mod int8 {
                     let (a, s) = (&x[(r0 + r) * kq..], &x_scale[r0 + r..]);
                     let w = (w_scale, shift);
                     let at = (bias, n, n, p, dst, r0 + r);
-                    match tile {
-                        8 => tile_kernel::<8>(a, s, kq, ks, panel, w, at),
-                        7 => tile_kernel::<7>(a, s, kq, ks, panel, w, at),
-                        6 => tile_kernel::<6>(a, s, kq, ks, panel, w, at),
-                        5 => tile_kernel::<5>(a, s, kq, ks, panel, w, at),
-                        4 => tile_kernel::<4>(a, s, kq, ks, panel, w, at),
-                        3 => tile_kernel::<3>(a, s, kq, ks, panel, w, at),
-                        2 => tile_kernel::<2>(a, s, kq, ks, panel, w, at),
-                        _ => tile_kernel::<1>(a, s, kq, ks, panel, w, at),
-                    }
+                    for_tile_rows!(tile, tile_kernel(a, s, kq, ks, panel, w, at));
                     r += tile;
                 }
             }
@@ -570,12 +597,7 @@ mod int8 {
             if col >= n {
                 break;
             }
-            let valid = (n - col).min(16);
-            let mask: __mmask16 = if valid == 16 {
-                0xffff
-            } else {
-                (1u16 << valid) - 1
-            };
+            let mask = column_mask(n, col);
             let sw = _mm512_maskz_loadu_ps(mask, w_scale.as_ptr().add(col));
             let sh = if first {
                 _mm512_maskz_loadu_epi32(mask, shift.as_ptr().add(col))

@@ -480,49 +480,21 @@ impl CpuBert {
                 // head's offset); the context cells (rows q0..q1, columns of
                 // this head) belong to this task alone.
                 unsafe {
-                    gemm::gemm(
-                        rows,
-                        len,
-                        d,
-                        scores.as_mut_ptr(),
-                        1,
-                        len as isize,
-                        false,
-                        q,
-                        1,
-                        stride as isize,
-                        k,
-                        stride as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
+                    linear::matmul(
+                        (rows, len, d),
+                        (scores.as_mut_ptr(), len, false),
+                        (q, stride as isize, 1),
+                        (k, 1, stride as isize),
                         gemm::Parallelism::None,
                     );
                 }
                 kernels::softmax_rows(&mut scores, len, scale);
                 unsafe {
-                    gemm::gemm(
-                        rows,
-                        d,
-                        len,
-                        out.get().add(q0 * h + head * d),
-                        1,
-                        h as isize,
-                        false,
-                        scores.as_ptr(),
-                        1,
-                        len as isize,
-                        v,
-                        1,
-                        stride as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
+                    linear::matmul(
+                        (rows, d, len),
+                        (out.get().add(q0 * h + head * d), h, false),
+                        (scores.as_ptr(), len as isize, 1),
+                        (v, stride as isize, 1),
                         gemm::Parallelism::None,
                     );
                 }
