@@ -132,8 +132,9 @@ pub fn cpu_model_name() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// The fastest precision this CPU supports whose logits pass the parity
-    /// check against f32 at load time.
+    /// This CPU's preferred precision ([`CpuFeatures::preferred`]: bf16
+    /// where it has AVX512_BF16) when a probe batch passes the parity check
+    /// against f32 at load time, else f32.
     #[default]
     Auto,
     F32,
