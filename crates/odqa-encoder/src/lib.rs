@@ -30,7 +30,7 @@
 //! - **Running on the CPU** ([`cpu`]): odqa's own kernels for the BERT
 //!   forward pass — no padding computed, attention in parallel, vectorized
 //!   softmax/GELU/LayerNorm — with the linear layers at f32, bf16
-//!   (AVX512_BF16) or int8 (AVX512_VNNI), picked at run time from the
+//!   (AVX512_BF16) or int8 (AVX512_VNNI, or AVX2), picked at run time from the
 //!   CPU's features ([`Precision`]). candle's BERT is the GPU path.
 //!
 //! Errors are [`EncoderError`]s that name the file and field (or tensor) they
@@ -51,8 +51,8 @@ pub mod testing;
 
 pub use candle_core::Device;
 pub use cpu::{
-    cpu_features, cpu_model_name, CpuFeatures, Precision, PrecisionChoice, SimdLevel, Stage,
-    StageTimes,
+    cpu_features, cpu_model_name, CpuFeatures, Int8Kernel, Precision, PrecisionChoice, SimdLevel,
+    Stage, StageTimes,
 };
 pub use delta::{is_delta_reader, ReaderManifest, READER_DELTA_FILE, READER_MANIFEST_FILE};
 pub use e5s1::{E5s1DType, E5s1File, E5s1Header, E5s1Tensor, E5s1TensorData, E5s1Vocab};

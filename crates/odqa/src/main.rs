@@ -30,7 +30,7 @@ struct Cli {
     device: String,
     /// The models' linear layers on the CPU: auto (bf16 where the CPU has
     /// AVX512_BF16 and a parity probe against f32 passes, else f32), f32,
-    /// bf16 (AVX512_BF16) or int8 (AVX512_VNNI, opt-in). Also: ODQA_PRECISION.
+    /// bf16 (AVX512_BF16) or int8 (AVX512_VNNI, or AVX2 without it; opt-in). Also: ODQA_PRECISION.
     #[arg(long, global = true, default_value = "auto", env = "ODQA_PRECISION")]
     precision: odqa_encoder::Precision,
     /// No progress bars.

@@ -17,6 +17,16 @@ pub enum SimdLevel {
     Avx512,
 }
 
+/// Which instructions multiply the int8 kernel's quads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Int8Kernel {
+    /// `vpdpbusd` (AVX512_VNNI): four u8 × i8 products into i32, one instruction.
+    Vnni,
+    /// AVX2 `vpmaddubsw` + `vpmaddwd` (the activation's sign moved onto the
+    /// weight, so the i16 pair sums cannot saturate): the same i32 sums.
+    Avx2,
+}
+
 /// The CPU features that decide which kernels run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuFeatures {
@@ -86,12 +96,23 @@ impl CpuFeatures {
         out
     }
 
+    /// The int8 kernel this CPU runs: VNNI where it has it, else AVX2.
+    pub fn int8_kernel(&self) -> Option<Int8Kernel> {
+        if self.avx512_vnni {
+            Some(Int8Kernel::Vnni)
+        } else if self.simd >= SimdLevel::Avx2 {
+            Some(Int8Kernel::Avx2)
+        } else {
+            None
+        }
+    }
+
     /// Whether `precision` has a kernel on this CPU (`Auto` always does).
     pub fn supports(&self, precision: Precision) -> bool {
         match precision {
             Precision::Auto | Precision::F32 => true,
             Precision::Bf16 => self.avx512_bf16,
-            Precision::Int8 => self.avx512_vnni,
+            Precision::Int8 => self.int8_kernel().is_some(),
         }
     }
 
@@ -141,7 +162,7 @@ pub enum Precision {
     /// Weights in bf16, activations rounded to bf16, f32 accumulation.
     Bf16,
     /// Weights int8 per output row, activations int8 per token (dynamic),
-    /// i32 accumulation.
+    /// i32 accumulation (AVX512_VNNI, or AVX2 where VNNI is missing).
     Int8,
 }
 
@@ -203,13 +224,25 @@ mod tests {
         let f = cpu_features();
         assert!(f.supports(Precision::Auto) && f.supports(Precision::F32));
         assert!(f.supports(f.preferred()));
-        let none = CpuFeatures {
+        let avx2 = CpuFeatures {
             simd: SimdLevel::Avx2,
             avx512_bf16: false,
             avx512_vnni: false,
             amx: false,
         };
-        assert!(!none.supports(Precision::Bf16) && !none.supports(Precision::Int8));
-        assert_eq!(none.preferred(), Precision::F32);
+        assert!(!avx2.supports(Precision::Bf16));
+        assert_eq!(avx2.int8_kernel(), Some(Int8Kernel::Avx2));
+        assert_eq!(avx2.preferred(), Precision::F32);
+        let baseline = CpuFeatures {
+            simd: SimdLevel::Baseline,
+            ..avx2
+        };
+        assert!(!baseline.supports(Precision::Int8) && baseline.int8_kernel().is_none());
+        let vnni = CpuFeatures {
+            simd: SimdLevel::Avx512,
+            avx512_vnni: true,
+            ..avx2
+        };
+        assert_eq!(vnni.int8_kernel(), Some(Int8Kernel::Vnni));
     }
 }

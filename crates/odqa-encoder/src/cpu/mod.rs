@@ -31,7 +31,7 @@ use candle_core::Tensor;
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
-pub use features::{cpu_features, cpu_model_name, CpuFeatures, Precision, SimdLevel};
+pub use features::{cpu_features, cpu_model_name, CpuFeatures, Int8Kernel, Precision, SimdLevel};
 use linear::Linear;
 
 use crate::error::{EncoderError, Result};
@@ -589,7 +589,7 @@ pub(crate) fn load_for_features(
 fn unsupported(precision: Precision, features: &CpuFeatures) -> EncoderError {
     let needs = match precision {
         Precision::Bf16 => "avx512_bf16",
-        Precision::Int8 => "avx512_vnni",
+        Precision::Int8 => "avx512_vnni or avx2",
         _ => "nothing",
     };
     EncoderError::Precision(format!(
@@ -781,7 +781,7 @@ mod tests {
         let c = config("gelu");
         let tensors = random_tensors(&c);
         let bare = CpuFeatures {
-            simd: cpu_features().simd,
+            simd: SimdLevel::Baseline,
             avx512_bf16: false,
             avx512_vnni: false,
             amx: false,
