@@ -402,8 +402,17 @@ pub(crate) fn load_weights(dir: &Path, device: &Device) -> Result<(TensorMap, Pa
 pub(crate) fn split_body(tensors: TensorMap, prefix: &str) -> (TensorMap, TensorMap) {
     let mut body = HashMap::new();
     let mut heads = HashMap::new();
+    // Some exports keep the body's names without the prefix.
+    let prefixed = tensors.keys().any(|k| k.starts_with(prefix));
     for (k, t) in tensors {
-        match k.strip_prefix(prefix) {
+        let stripped = if prefixed {
+            k.strip_prefix(prefix)
+        } else if k.starts_with("qa_outputs.") {
+            None
+        } else {
+            Some(k.as_str())
+        };
+        match stripped {
             Some(rest) => {
                 let rest = if let Some(s) = rest.strip_suffix("LayerNorm.gamma") {
                     format!("{s}LayerNorm.weight")
