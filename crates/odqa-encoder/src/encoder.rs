@@ -7,9 +7,12 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::debertav2::DebertaV2Model;
 use tokenizers::{Tokenizer, TruncationParams};
 
-use crate::cpu::{load_cpu_bert, CpuBert, Precision, PrecisionChoice, StageTimes, Tokens};
+use crate::cpu::{
+    load_cpu_body, BodyShape, CpuBert, Precision, PrecisionChoice, StageTimes, Tokens,
+};
 use crate::e5s1::E5s1File;
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
@@ -81,6 +84,9 @@ pub(crate) enum Backbone {
     Q4_0(QuantBert),
     /// odqa's CPU kernels (every precision).
     Cpu(CpuBert),
+    /// candle-transformers' DeBERTa-v2 (f32), and whether it reads token
+    /// type ids (`type_vocab_size` > 0).
+    DebertaV2(Box<DebertaV2Model>, bool),
 }
 
 /// A backbone's output for a padded batch.
@@ -121,6 +127,7 @@ impl Backbone {
         Ok(Hidden::Padded(match self {
             Backbone::F32(m) => m.forward(&ids, &types, Some(&mask))?,
             Backbone::Q4_0(m) => m.forward(&ids, &types, &mask)?,
+            Backbone::DebertaV2(m, typed) => m.forward(&ids, typed.then_some(types), Some(mask))?,
             Backbone::Cpu(_) => unreachable!("handled above"),
         }))
     }
@@ -423,11 +430,43 @@ pub(crate) fn backbone_from_tensors(
 ) -> Result<(Backbone, PrecisionChoice)> {
     // ODQA_CPU_BACKEND=candle runs candle-transformers' BERT on the CPU
     // instead: the reference that benchmarks compare odqa's kernels with.
+    backbone_from_body(tensors, config, BodyShape::bert(config), precision, device)
+}
+
+/// [`backbone_from_tensors`] for a BERT-like body of `shape` (RoBERTa,
+/// XLM-R, ELECTRA): odqa's CPU kernels on the CPU; candle's BERT elsewhere
+/// (RoBERTa by shifting the position table by its offset; ELECTRA's
+/// projection has no candle path yet).
+pub(crate) fn backbone_from_body(
+    mut tensors: TensorMap,
+    config: &Config,
+    shape: BodyShape,
+    precision: Precision,
+    device: &Device,
+) -> Result<(Backbone, PrecisionChoice)> {
     let candle_on_cpu = std::env::var("ODQA_CPU_BACKEND").is_ok_and(|b| b == "candle");
     if device.is_cpu() && !candle_on_cpu {
-        let (model, choice) = load_cpu_bert(&tensors, config, precision)?;
+        let (model, choice) = load_cpu_body(&tensors, config, shape, precision)?;
         return Ok((Backbone::Cpu(model), choice));
     }
+    if shape.embedding_size != config.hidden_size {
+        return Err(EncoderError::Backend(format!(
+            "ELECTRA (embedding_size {} ≠ hidden_size {}) runs on odqa's CPU backend only; \
+             use --device cpu",
+            shape.embedding_size, config.hidden_size
+        )));
+    }
+    let mut config = config.clone();
+    if shape.position_offset > 0 {
+        // candle's BERT numbers positions from 0: drop the table's first rows.
+        let name = "embeddings.position_embeddings.weight";
+        if let Some(table) = tensors.remove(name) {
+            let rows = table.dim(0)?.saturating_sub(shape.position_offset);
+            tensors.insert(name.into(), table.narrow(0, shape.position_offset, rows)?);
+            config.max_position_embeddings = rows;
+        }
+    }
+    let config = &config;
     if !matches!(precision, Precision::Auto | Precision::F32) {
         return Err(EncoderError::Precision(format!(
             "{precision} is a CPU precision; on {device:?} odqa runs f32"
@@ -466,7 +505,7 @@ fn bert_from_tensors(
 
 /// Loads a safetensors file as f32 tensors, dropping a `bert.` prefix and
 /// renaming old-style `LayerNorm.gamma`/`beta` to `weight`/`bias`.
-pub(crate) type TensorMap = HashMap<String, Tensor>;
+pub type TensorMap = HashMap<String, Tensor>;
 
 fn load_safetensors(path: &Path, device: &Device) -> Result<(TensorMap, TensorMap)> {
     let raw = candle_core::safetensors::load(path, device).map_err(|e| EncoderError::Config {
@@ -508,23 +547,27 @@ fn load_safetensors(path: &Path, device: &Device) -> Result<(TensorMap, TensorMa
 /// trimmed configs omit with BERT's defaults.
 pub fn load_config(path: &Path) -> Result<Config> {
     let text = std::fs::read_to_string(path).map_err(|e| EncoderError::io(path, e))?;
-    let mut v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| EncoderError::Config {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| EncoderError::Config {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    if let Some(mt) = v.get("model_type").and_then(|m| m.as_str()) {
+        if mt != "bert" {
+            return Err(EncoderError::UnsupportedModel {
+                path: path.to_path_buf(),
+                model_type: format!("model_type {mt:?} (a BERT encoder is expected here)"),
+            });
+        }
+    }
+    config_from_value(path, v)
+}
+
+/// [`load_config`] on an already parsed `config.json` (`path` for errors).
+pub(crate) fn config_from_value(path: &Path, mut v: serde_json::Value) -> Result<Config> {
     let obj = v.as_object_mut().ok_or_else(|| EncoderError::Config {
         path: path.to_path_buf(),
         detail: "not a JSON object".into(),
     })?;
-    if let Some(mt) = obj.get("model_type").and_then(|m| m.as_str()) {
-        if mt != "bert" {
-            return Err(EncoderError::UnsupportedModel {
-                path: path.to_path_buf(),
-                model_type: mt.to_string(),
-            });
-        }
-    }
     for (k, d) in [
         ("hidden_act", serde_json::json!("gelu")),
         ("hidden_dropout_prob", serde_json::json!(0.1)),

@@ -57,7 +57,7 @@ pub enum EncoderError {
     MissingTensor { path: PathBuf, name: String },
 
     /// A model directory without a weights file this crate can read.
-    #[error("{dir}: no weights found (expected e5-small-q4.bin or model.safetensors)")]
+    #[error("{dir}: no weights found (expected e5-small-q4.bin, model.safetensors or model.safetensors.index.json)")]
     NoWeights { dir: PathBuf },
 
     /// `config.json` (or another JSON file) is unreadable or lacks a field.
@@ -65,8 +65,16 @@ pub enum EncoderError {
     Config { path: PathBuf, detail: String },
 
     /// A model type this crate cannot run.
-    #[error("{path}: unsupported model_type {model_type:?} (BERT-family with absolute positions from 0 only)")]
+    #[error("{path}: unsupported model: {model_type}")]
     UnsupportedModel { path: PathBuf, model_type: String },
+
+    /// A file the model needs is not there.
+    #[error("{path}: missing ({what})")]
+    MissingFile { path: PathBuf, what: String },
+
+    /// Resolving or downloading a Hugging Face hub checkpoint failed.
+    #[error("hub checkpoint {repo}: {detail}")]
+    Hub { repo: String, detail: String },
 
     /// The tokenizer could not be loaded or configured.
     #[error("{path}: tokenizer: {detail}")]

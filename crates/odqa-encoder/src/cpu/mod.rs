@@ -175,6 +175,11 @@ impl Tokens {
 /// Word, position and token-type tables and their LayerNorm (f32 at every
 /// precision; shared between the models of a precision check).
 struct Embeddings {
+    /// The tables' width: the hidden size, or ELECTRA's `embedding_size`.
+    width: usize,
+    /// Added to each token's column for its position id: 0 for BERT,
+    /// `padding_idx + 1` for RoBERTa/XLM-R.
+    position_offset: usize,
     word: Vec<f32>,
     position: Vec<f32>,
     token_type: Vec<f32>,
@@ -200,8 +205,30 @@ pub(crate) struct CpuBert {
     max_positions: usize,
     type_vocab: usize,
     embeddings: Arc<Embeddings>,
+    /// ELECTRA's `embeddings_project` (embedding width → hidden).
+    projection: Option<Linear>,
     layers: Vec<Layer>,
     precision: Precision,
+}
+
+/// How a BERT-like body differs from BERT's embeddings: RoBERTa/XLM-R
+/// count positions from `padding_idx + 1`; ELECTRA's embeddings are
+/// `embedding_size` wide and projected to the hidden size
+/// (`embeddings_project.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyShape {
+    pub position_offset: usize,
+    pub embedding_size: usize,
+}
+
+impl BodyShape {
+    /// BERT's own: positions from 0, embeddings as wide as the hidden size.
+    pub fn bert(config: &Config) -> Self {
+        BodyShape {
+            position_offset: 0,
+            embedding_size: config.hidden_size,
+        }
+    }
 }
 
 impl std::fmt::Debug for CpuBert {
@@ -232,13 +259,26 @@ fn take(tensors: &HashMap<String, Tensor>, name: &str, shape: &[usize]) -> Resul
 impl CpuBert {
     /// The encoder from Hugging Face BERT tensors (no `bert.` prefix) at
     /// `precision` (F32, Bf16 or Int8: resolve Auto first).
+    #[cfg(test)]
     pub fn from_tensors(
         tensors: &HashMap<String, Tensor>,
         config: &Config,
         precision: Precision,
     ) -> Result<Self> {
-        let h = config.hidden_size;
+        Self::from_body(tensors, config, BodyShape::bert(config), precision)
+    }
+
+    /// [`CpuBert::from_tensors`] for a BERT-like body of `shape`.
+    pub fn from_body(
+        tensors: &HashMap<String, Tensor>,
+        config: &Config,
+        shape: BodyShape,
+        precision: Precision,
+    ) -> Result<Self> {
+        let h = shape.embedding_size;
         let embeddings = Arc::new(Embeddings {
+            width: h,
+            position_offset: shape.position_offset,
             word: take(
                 tensors,
                 "embeddings.word_embeddings.weight",
@@ -327,7 +367,14 @@ impl CpuBert {
                 output_norm: norm(&format!("{p}.output.LayerNorm"))?,
             });
         }
+        let width = embeddings.width;
+        let projection = if width != h {
+            Some(dense("embeddings_project", h, width)?)
+        } else {
+            None
+        };
         Ok(CpuBert {
+            projection,
             hidden: h,
             heads: config.num_attention_heads,
             intermediate: i,
@@ -361,7 +408,8 @@ impl CpuBert {
         let h = self.hidden;
         let t = tokens.len();
         let emb = &*self.embeddings;
-        let vocab = emb.word.len() / h;
+        let e = emb.width;
+        let vocab = emb.word.len() / e;
         for (k, ((&id, &ty), &pos)) in tokens
             .ids
             .iter()
@@ -375,28 +423,33 @@ impl CpuBert {
                     self.type_vocab
                 )));
             }
-            if pos as usize >= self.max_positions {
+            if pos as usize + emb.position_offset >= self.max_positions {
                 return Err(EncoderError::Backend(format!(
-                    "token {k}: position {pos} beyond max_position_embeddings {}",
-                    self.max_positions
+                    "token {k}: position {pos} (+ offset {}) beyond max_position_embeddings {}",
+                    emb.position_offset, self.max_positions
                 )));
             }
         }
-        let mut x = vec![0f32; t * h];
-        x.par_chunks_mut(h).enumerate().for_each(|(k, row)| {
+        let mut x = vec![0f32; t * e];
+        x.par_chunks_mut(e).enumerate().for_each(|(k, row)| {
             let (id, ty, pos) = (
                 tokens.ids[k] as usize,
                 tokens.types[k] as usize,
-                tokens.positions[k] as usize,
+                tokens.positions[k] as usize + emb.position_offset,
             );
-            let w = &emb.word[id * h..(id + 1) * h];
-            let p = &emb.position[pos * h..(pos + 1) * h];
-            let y = &emb.token_type[ty * h..(ty + 1) * h];
-            for j in 0..h {
+            let w = &emb.word[id * e..(id + 1) * e];
+            let p = &emb.position[pos * e..(pos + 1) * e];
+            let y = &emb.token_type[ty * e..(ty + 1) * e];
+            for j in 0..e {
                 row[j] = w[j] + p[j] + y[j];
             }
         });
         self.layer_norm(&mut x, &[], &emb.norm);
+        if let Some(projection) = &self.projection {
+            let mut projected = vec![0f32; t * h];
+            projection.forward(&x, t, &mut projected);
+            x = projected;
+        }
         clock.lap(Stage::Embeddings);
         let mut qkv = vec![0f32; t * 3 * h];
         let mut context = vec![0f32; t * h];
@@ -424,7 +477,7 @@ impl CpuBert {
     }
 
     fn layer_norm(&self, rows: &mut [f32], residual: &[f32], (g, b): &(Vec<f32>, Vec<f32>)) {
-        let h = self.hidden;
+        let h = g.len();
         const ROWS: usize = 32;
         if residual.is_empty() {
             rows.par_chunks_mut(h * ROWS)
@@ -518,19 +571,48 @@ const PROBE_TOLERANCE: f64 = 0.03;
 /// preferred precision when its hidden states on a fixed probe batch stay
 /// within [`PROBE_TOLERANCE`] of f32, else f32; an explicit precision the
 /// CPU lacks is an error.
+#[cfg(test)]
 pub(crate) fn load_cpu_bert(
     tensors: &HashMap<String, Tensor>,
     config: &Config,
     requested: Precision,
 ) -> Result<(CpuBert, PrecisionChoice)> {
-    load_for_features(tensors, config, requested, cpu_features())
+    load_cpu_body(tensors, config, BodyShape::bert(config), requested)
+}
+
+/// [`load_cpu_bert`] for a BERT-like body of `shape` (RoBERTa, XLM-R,
+/// ELECTRA).
+pub(crate) fn load_cpu_body(
+    tensors: &HashMap<String, Tensor>,
+    config: &Config,
+    shape: BodyShape,
+    requested: Precision,
+) -> Result<(CpuBert, PrecisionChoice)> {
+    load_shaped_for_features(tensors, config, shape, requested, cpu_features())
 }
 
 /// [`load_cpu_bert`] as if the CPU had `features` (a subset of the real
 /// ones: the kernels themselves still check the hardware).
+#[cfg(test)]
 pub(crate) fn load_for_features(
     tensors: &HashMap<String, Tensor>,
     config: &Config,
+    requested: Precision,
+    features: &CpuFeatures,
+) -> Result<(CpuBert, PrecisionChoice)> {
+    load_shaped_for_features(
+        tensors,
+        config,
+        BodyShape::bert(config),
+        requested,
+        features,
+    )
+}
+
+fn load_shaped_for_features(
+    tensors: &HashMap<String, Tensor>,
+    config: &Config,
+    shape: BodyShape,
     requested: Precision,
     features: &CpuFeatures,
 ) -> Result<(CpuBert, PrecisionChoice)> {
@@ -538,7 +620,7 @@ pub(crate) fn load_for_features(
         return Err(unsupported(requested, features));
     }
     if requested != Precision::Auto {
-        let model = CpuBert::from_tensors(tensors, config, requested)?;
+        let model = CpuBert::from_body(tensors, config, shape, requested)?;
         let reason = format!("requested; {}", cpu_model_name());
         return Ok((
             model,
@@ -549,7 +631,7 @@ pub(crate) fn load_for_features(
             },
         ));
     }
-    let f32_model = CpuBert::from_tensors(tensors, config, Precision::F32)?;
+    let f32_model = CpuBert::from_body(tensors, config, shape, Precision::F32)?;
     let candidate = features.preferred();
     if candidate == Precision::F32 {
         return Ok((
@@ -566,7 +648,7 @@ pub(crate) fn load_for_features(
         ));
     }
     let reduced = f32_model.at_precision(tensors, config, candidate)?;
-    let probe = probe_tokens(config);
+    let probe = probe_tokens(config, shape.position_offset);
     let error = relative_error(&f32_model.forward(&probe)?, &reduced.forward(&probe)?);
     let (model, chosen, verdict) = if error <= PROBE_TOLERANCE {
         (reduced, candidate, "within")
@@ -600,8 +682,12 @@ fn unsupported(precision: Precision, features: &CpuFeatures) -> EncoderError {
 }
 
 /// Two fixed sequences of ids spread over the vocabulary.
-fn probe_tokens(config: &Config) -> Tokens {
-    let len = 48.min(config.max_position_embeddings);
+fn probe_tokens(config: &Config, position_offset: usize) -> Tokens {
+    let len = 48.min(
+        config
+            .max_position_embeddings
+            .saturating_sub(position_offset),
+    );
     let mut t = Tokens {
         starts: vec![0],
         ..Default::default()
