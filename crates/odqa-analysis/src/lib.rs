@@ -148,7 +148,7 @@ pub struct AnalyzerConfig {
 
 /// Default decompounding of new indexes, chosen on the dev question sets
 /// (bench/README.md, "Korean analysis options").
-pub const DEFAULT_DECOMPOUND: Decompound = Decompound::Mixed;
+pub const DEFAULT_DECOMPOUND: Decompound = Decompound::None;
 
 impl Default for AnalyzerConfig {
     fn default() -> Self {
@@ -806,5 +806,105 @@ mod tests {
         assert_eq!(trim("이순신"), "이순신");
         // Never to nothing.
         assert_eq!(trim("에서"), "에서");
+    }
+
+    fn with(decompound: Decompound) -> KoreanAnalyzer {
+        let config = AnalyzerConfig {
+            decompound,
+            ..AnalyzerConfig::default()
+        };
+        KoreanAnalyzer::new(config, &DictionarySource::resolve(None)).unwrap()
+    }
+
+    #[test]
+    fn decompound_modes_follow_nori() {
+        let text = "교통사고가 박물관 앞에서 났다";
+        let none = with(Decompound::None).terms(text).unwrap();
+        let discard = with(Decompound::Discard).terms(text).unwrap();
+        let mixed = with(Decompound::Mixed).terms(text).unwrap();
+        assert_eq!(none[..2], ["교통사고", "박물관"]);
+        assert_eq!(discard[..4], ["교통", "사고", "박물", "관"]);
+        assert_eq!(
+            mixed[..6],
+            ["교통사고", "교통", "사고", "박물관", "박물", "관"]
+        );
+        // A question and a passage meet on the parts.
+        let q = with(Decompound::Mixed).terms("사고가 난 곳은?").unwrap();
+        assert!(q.contains(&"사고".to_string()) && mixed.contains(&"사고".to_string()));
+    }
+
+    #[test]
+    fn old_manifests_without_the_new_fields_mean_the_old_analysis() {
+        let json = r#"{"kind":"morphological","stop_tags":["J*"],"stem_inflections":true}"#;
+        let config: AnalyzerConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config.decompound, Decompound::None);
+        assert_eq!(config.user_dictionary, None);
+    }
+
+    #[test]
+    fn user_dictionary_keeps_a_badly_split_title_whole() {
+        let plain = analyzer();
+        let before = plain.terms("엔터테인먼트 회사의 대표").unwrap();
+        assert!(!before.contains(&"엔터테인먼트".to_string()), "{before:?}");
+        let words = plain
+            .title_words(["엔터테인먼트", "교통사고", "대한민국", "지미 카터", "KBS"])
+            .unwrap();
+        // Only titles ko-dic splits, in Hangul, without spaces.
+        assert!(words
+            .get("엔터테인먼트")
+            .is_some_and(|w| w.parts.is_empty()));
+        assert!(words.get("대한민국").is_none());
+        assert!(words.get("지미 카터").is_none());
+        let config = AnalyzerConfig {
+            user_dictionary: Some(UserDictionaryInfo {
+                file: "user-dictionary.csv".into(),
+                entries: words.len(),
+                from_titles: words.len(),
+                user_file: None,
+            }),
+            ..AnalyzerConfig::default()
+        };
+        // Written and read back as the index stores it.
+        let stored = UserWords::from_csv(&words.to_csv(), "test").unwrap();
+        assert_eq!(stored, words);
+        let a = KoreanAnalyzer::with_user_words(
+            config.clone(),
+            &DictionarySource::resolve(None),
+            &stored,
+        )
+        .unwrap();
+        for text in ["엔터테인먼트 회사의 대표", "엔터테인먼트는 무엇인가?"] {
+            let terms = a.terms(text).unwrap();
+            assert_eq!(terms[0], "엔터테인먼트", "{terms:?}");
+        }
+        // The same analyzer config without its entries is refused.
+        assert!(matches!(
+            KoreanAnalyzer::new(config, &DictionarySource::resolve(None)),
+            Err(AnalysisError::MissingUserDictionary { .. })
+        ));
+    }
+
+    #[test]
+    fn user_word_list_is_parsed_and_checked() {
+        let words = UserWords::parse_list("# names\n카카오톡\n넷플릭스,NNG\n\n", "list").unwrap();
+        assert_eq!(words.len(), 2);
+        assert_eq!(words.get("넷플릭스").unwrap().tag, "NNG");
+        let err = UserWords::parse_list("좋은 말\n", "list.txt").unwrap_err();
+        assert!(err.to_string().contains("list.txt line 1"), "{err}");
+    }
+
+    #[test]
+    fn index_and_query_side_get_the_same_terms_with_decompounding() {
+        use tantivy::tokenizer::{TokenStream, Tokenizer};
+        let a = with(Decompound::Mixed);
+        let text = "가톨릭교회의 교통사고 통계";
+        let mut tokenizer = a.tokenizer();
+        let mut stream = tokenizer.token_stream(text);
+        let mut seen = Vec::new();
+        while stream.advance() {
+            seen.push(stream.token().text.clone());
+        }
+        assert_eq!(seen, a.terms(text).unwrap());
+        assert!(seen.contains(&"교통".to_string()), "{seen:?}");
     }
 }

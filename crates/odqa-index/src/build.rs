@@ -4,8 +4,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use odqa_analysis::{
-    AnalyzerConfig, DictionarySource, KoreanAnalyzer, UserDictionaryInfo, UserWords,
-    TOKENIZER_NAME,
+    AnalyzerConfig, DictionarySource, KoreanAnalyzer, UserDictionaryInfo, UserWords, TOKENIZER_NAME,
 };
 use odqa_corpus::{open_corpus, split_passages, CorpusEvent, PassageConfig, UniqueArticles};
 use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING};
@@ -44,7 +43,7 @@ pub const USER_DICTIONARY_FILE: &str = "user-dictionary.csv";
 
 /// Default of [`BuildOptions::title_dictionary`], chosen on the dev question
 /// sets (bench/README.md).
-pub const DEFAULT_TITLE_DICTIONARY: bool = true;
+pub const DEFAULT_TITLE_DICTIONARY: bool = false;
 
 impl BuildOptions {
     pub fn new(corpus: PathBuf, out: PathBuf) -> Self {
@@ -266,10 +265,7 @@ fn user_words(
             path: path.clone(),
             source,
         })?;
-        words.extend(UserWords::parse_list(
-            &text,
-            &path.display().to_string(),
-        )?);
+        words.extend(UserWords::parse_list(&text, &path.display().to_string())?);
     }
     if words.is_empty() {
         return Ok(None);

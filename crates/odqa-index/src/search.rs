@@ -11,8 +11,8 @@ use tantivy::{
 
 use crate::build::Fields;
 use crate::manifest::{Bm25Params, IndexManifest, QUESTION_TERMS};
-use tantivy::fieldnorm::FieldNormReader;
 use crate::IndexError;
+use tantivy::fieldnorm::FieldNormReader;
 
 /// One ranked passage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,11 +165,10 @@ impl PassageIndex {
         } else {
             self.score_maxscore(&searcher, &query_terms, params, k)
         };
-        let top = scored
-            .map_err(|source| IndexError::Tantivy {
-                path: self.path.clone(),
-                source,
-            })?;
+        let top = scored.map_err(|source| IndexError::Tantivy {
+            path: self.path.clone(),
+            source,
+        })?;
         top.into_iter()
             .map(|(score, address)| self.hit(&searcher, address, score))
             .collect()
@@ -400,9 +399,7 @@ impl PassageIndex {
                     // The exhaustive scorer's summation order: plan order.
                     touched.sort_unstable();
                     let score = touched.iter().fold(0f32, |acc, &p| acc + contributions[p]);
-                    if score > 0.0
-                        && heap.push(score, DocAddress::new(segment_ord as u32, doc))
-                    {
+                    if score > 0.0 && heap.push(score, DocAddress::new(segment_ord as u32, doc)) {
                         advance_essential(&mut first_essential, heap.threshold());
                     }
                 }

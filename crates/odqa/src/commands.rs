@@ -16,8 +16,9 @@ use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, 
 use crate::corpora::{self, ResolvedCorpus};
 use crate::{dense, reading};
 use crate::{
-    AnalyzerArgs, AnalyzerChoice, BenchCommand, DecompoundChoice, BenchRetrievalArgs, Bm25Args, BuildArgs, Cli,
-    Command, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand, SearchArgs,
+    AnalyzerArgs, AnalyzerChoice, BenchCommand, BenchRetrievalArgs, Bm25Args, BuildArgs, Cli,
+    Command, DecompoundChoice, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand,
+    SearchArgs,
 };
 
 /// Largest `-k` / `--depth` accepted: beyond it BM25 ranks are noise and
@@ -295,7 +296,7 @@ fn build(
     options.skip_bad_lines = args.skip_bad_lines;
     options.force = args.force;
     options.progress = progress;
-    options.title_dictionary = !args.analyzer.no_title_dictionary;
+    options.title_dictionary = args.analyzer.title_dictionary;
     options.user_dictionary = args.analyzer.user_dictionary.clone();
     let interrupt = interrupt_flag();
     let manifest = build_index(&options, &interrupt)
@@ -597,7 +598,7 @@ fn demo(corpus: Option<&str>, dictionary: &DictionarySource, progress: bool) -> 
                 stop_tags: None,
                 no_stem: false,
                 decompound: None,
-                no_title_dictionary: false,
+                title_dictionary: false,
                 user_dictionary: None,
             },
             bm25: Bm25Args::default(),

@@ -213,12 +213,12 @@ struct AnalyzerArgs {
     #[arg(long)]
     no_stem: bool,
     /// Compound nouns ko-dic describes by their parts (nori's decompound_mode):
-    /// none = as written, discard = parts only, mixed = both. Default: mixed.
+    /// none = as written, discard = parts only, mixed = both. Default: none (chosen on dev).
     #[arg(long, value_enum)]
     decompound: Option<DecompoundChoice>,
-    /// Do not add the corpus's titles to ko-dic as user-dictionary entries.
+    /// Add the corpus titles that ko-dic splits to it as user-dictionary entries (off by default: no gain on dev).
     #[arg(long)]
-    no_title_dictionary: bool,
+    title_dictionary: bool,
     /// A word list (one a line, `word` or `word,TAG`) added to ko-dic as
     /// user-dictionary entries.
     #[arg(long, value_name = "FILE")]
