@@ -7,6 +7,14 @@
 //! must analyze identically, so both get their analyzer from an
 //! [`AnalyzerConfig`] that the index records in its manifest.
 //!
+//! It also owns the two ways ko-dic's analysis is extended: decompounding
+//! (nori's `decompound_mode`: a compound such as 서울특별시 also or instead
+//! yields its parts 서울, 특별시, from the expression ko-dic stores with it)
+//! and user dictionaries (words lindera then treats as single entries, e.g.
+//! Wikipedia titles the dictionary splits badly). Which entries a user
+//! dictionary holds is the caller's to store; this crate turns them into a
+//! lindera user dictionary.
+//!
 //! Offsets reported here are byte offsets into the caller's original text
 //! (normalization is applied per character and mapped back), so they are
 //! safe for highlighting; answer spans must never be derived from them.
@@ -15,7 +23,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lindera::dictionary::{load_dictionary, load_fs_dictionary};
+use lindera::dictionary::{load_dictionary, load_fs_dictionary, DictionaryBuilder};
 use lindera::mode::Mode;
 use lindera::segmenter::Segmenter;
 use serde::{Deserialize, Serialize};
@@ -61,6 +69,10 @@ pub enum AnalysisError {
     Segment(String),
     #[error("invalid stop tag {tag:?}: tags are upper-case letters, optionally ending in '*'")]
     InvalidStopTag { tag: String },
+    #[error("user dictionary: {0}")]
+    UserDictionary(String),
+    #[error("the analyzer configuration names a user dictionary ({file}, {entries} entries) but its entries were not given")]
+    MissingUserDictionary { file: String, entries: usize },
 }
 
 /// Which tokenization the analyzer applies.
@@ -74,8 +86,52 @@ pub enum AnalyzerKind {
     Whitespace,
 }
 
+/// What happens to a token that ko-dic describes as made of parts: a
+/// compound noun (`Compound`, 서울특별시 = 서울/NNP + 특별시/NNG) or a
+/// pre-analysed form (`Preanalysis`). Elasticsearch nori's
+/// `decompound_mode`. Inflected predicates (`Inflect`) are governed by
+/// [`AnalyzerConfig::stem_inflections`] instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decompound {
+    /// The token as written only (what indexes built before this option
+    /// did, so a manifest without the field means this).
+    #[default]
+    None,
+    /// Its parts only.
+    Discard,
+    /// The token and its parts.
+    Mixed,
+}
+
+impl Decompound {
+    pub fn name(self) -> &'static str {
+        match self {
+            Decompound::None => "none",
+            Decompound::Discard => "discard",
+            Decompound::Mixed => "mixed",
+        }
+    }
+}
+
+/// What an analyzer's user dictionary was made from; the entries themselves
+/// travel separately ([`UserWords`]), the index keeps them in a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDictionaryInfo {
+    /// File name of the entries (lindera's CSV), relative to the index.
+    pub file: String,
+    pub entries: usize,
+    /// Corpus titles among the entries.
+    pub from_titles: usize,
+    /// The user file the other entries came from, if any.
+    pub user_file: Option<String>,
+}
+
 /// Everything that decides which terms a text yields; recorded in an index's
 /// manifest so queries are analyzed exactly as the documents were.
+///
+/// Fields added after the first index format default, when a manifest lacks
+/// them, to what indexes built before them did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnalyzerConfig {
     pub kind: AnalyzerKind,
@@ -83,7 +139,16 @@ pub struct AnalyzerConfig {
     /// Index inflected predicates by their stem (태어났 → 태어나), so that
     /// 태어난 in a question meets 태어났다 in a passage.
     pub stem_inflections: bool,
+    #[serde(default)]
+    pub decompound: Decompound,
+    /// Entries added to ko-dic through lindera's user dictionary.
+    #[serde(default)]
+    pub user_dictionary: Option<UserDictionaryInfo>,
 }
+
+/// Default decompounding of new indexes, chosen on the dev question sets
+/// (bench/README.md, "Korean analysis options").
+pub const DEFAULT_DECOMPOUND: Decompound = Decompound::None;
 
 impl Default for AnalyzerConfig {
     fn default() -> Self {
@@ -91,6 +156,8 @@ impl Default for AnalyzerConfig {
             kind: AnalyzerKind::Morphological,
             stop_tags: DEFAULT_STOP_TAGS.iter().map(|t| t.to_string()).collect(),
             stem_inflections: true,
+            decompound: DEFAULT_DECOMPOUND,
+            user_dictionary: None,
         }
     }
 }
@@ -101,6 +168,8 @@ impl AnalyzerConfig {
             kind: AnalyzerKind::Whitespace,
             stop_tags: Vec::new(),
             stem_inflections: false,
+            decompound: Decompound::None,
+            user_dictionary: None,
         }
     }
 }
@@ -140,6 +209,16 @@ pub struct Morpheme {
     pub byte_end: usize,
     /// The search term this morpheme yields, `None` when a stop tag drops it.
     pub term: Option<String>,
+    /// Further terms at the same place: the parts of a compound under
+    /// [`Decompound::Mixed`] (under `Discard` the first part is `term`).
+    pub extra_terms: Vec<String>,
+}
+
+impl Morpheme {
+    /// `term` then `extra_terms`.
+    pub fn all_terms(&self) -> impl Iterator<Item = &String> {
+        self.term.iter().chain(self.extra_terms.iter())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -197,14 +276,51 @@ impl std::fmt::Debug for KoreanAnalyzer {
 
 impl KoreanAnalyzer {
     /// Builds an analyzer; loads ko-dic only for the morphological kind.
+    /// A configuration naming a user dictionary needs
+    /// [`KoreanAnalyzer::with_user_words`].
     pub fn new(
         config: AnalyzerConfig,
         dictionary: &DictionarySource,
     ) -> Result<Self, AnalysisError> {
+        if let Some(info) = &config.user_dictionary {
+            return Err(AnalysisError::MissingUserDictionary {
+                file: info.file.clone(),
+                entries: info.entries,
+            });
+        }
+        Self::build(config, dictionary, None)
+    }
+
+    /// Builds an analyzer whose ko-dic is extended by `words` through
+    /// lindera's user dictionary (the segmenter itself then finds them:
+    /// no tokens are merged afterwards).
+    pub fn with_user_words(
+        config: AnalyzerConfig,
+        dictionary: &DictionarySource,
+        words: &UserWords,
+    ) -> Result<Self, AnalysisError> {
+        if let Some(info) = &config.user_dictionary {
+            if info.entries != words.len() {
+                return Err(AnalysisError::UserDictionary(format!(
+                    "{} holds {} entries, the configuration says {}",
+                    info.file,
+                    words.len(),
+                    info.entries
+                )));
+            }
+        }
+        Self::build(config, dictionary, Some(words))
+    }
+
+    fn build(
+        config: AnalyzerConfig,
+        dictionary: &DictionarySource,
+        words: Option<&UserWords>,
+    ) -> Result<Self, AnalysisError> {
         let stop_tags = StopTags::parse(&config.stop_tags)?;
         let segmenter = match config.kind {
             AnalyzerKind::Whitespace => None,
-            AnalyzerKind::Morphological => Some(load_segmenter(dictionary)?),
+            AnalyzerKind::Morphological => Some(load_segmenter(dictionary, words)?),
         };
         Ok(KoreanAnalyzer {
             inner: Arc::new(Inner {
@@ -228,13 +344,43 @@ impl KoreanAnalyzer {
         }
     }
 
-    /// The search terms of `text`, in order.
+    /// The search terms of `text`, in order (a compound's parts follow it).
     pub fn terms(&self, text: &str) -> Result<Vec<String>, AnalysisError> {
-        Ok(self
-            .morphemes(text)?
-            .into_iter()
-            .filter_map(|m| m.term)
-            .collect())
+        let mut out = Vec::new();
+        for m in self.morphemes(text)? {
+            out.extend(m.term);
+            out.extend(m.extra_terms);
+        }
+        Ok(out)
+    }
+
+    /// The kept parts of a `Compound` or `Preanalysis` token, from its
+    /// expression (`서울/NNP/*+특별시/NNG/*`), lower-cased; parts whose tag
+    /// is a stop tag are left out. Empty for any other token.
+    fn compound_parts(&self, token: &mut lindera::token::Token) -> Vec<String> {
+        match token.get_detail(4) {
+            Some("Compound") | Some("Preanalysis") => {}
+            _ => return Vec::new(),
+        }
+        let Some(expression) = token.get_detail(7) else {
+            return Vec::new();
+        };
+        let mut parts = Vec::new();
+        for part in expression.split('+') {
+            let mut fields = part.split('/');
+            let (Some(surface), Some(tag)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            if surface.is_empty() || self.inner.stop_tags.stops(tag) {
+                continue;
+            }
+            parts.push(surface.to_lowercase());
+        }
+        // A one-part expression is the token itself.
+        if parts.len() < 2 {
+            parts.clear();
+        }
+        parts
     }
 
     /// The byte length of `text` without trailing function morphemes:
@@ -284,6 +430,7 @@ impl KoreanAnalyzer {
             }
             let (byte_start, byte_end) = (token.byte_start, token.byte_end);
             let tag = token.get_detail(0).unwrap_or("UNK").to_string();
+            let mut extra_terms = Vec::new();
             let term = if self.inner.stop_tags.stops(&tag) {
                 None
             } else {
@@ -292,7 +439,24 @@ impl KoreanAnalyzer {
                 } else {
                     surface.clone()
                 };
-                Some(base.to_lowercase())
+                let whole = base.to_lowercase();
+                match self.inner.config.decompound {
+                    Decompound::None => Some(whole),
+                    mode => {
+                        let parts = self.compound_parts(&mut token);
+                        if parts.is_empty() {
+                            Some(whole)
+                        } else if mode == Decompound::Discard {
+                            let mut parts = parts.into_iter();
+                            let first = parts.next();
+                            extra_terms.extend(parts);
+                            first
+                        } else {
+                            extra_terms.extend(parts.into_iter().filter(|p| *p != whole));
+                            Some(whole)
+                        }
+                    }
+                }
             };
             morphemes.push(Morpheme {
                 surface,
@@ -300,13 +464,17 @@ impl KoreanAnalyzer {
                 byte_start: normalized.original_offset(byte_start),
                 byte_end: normalized.original_offset(byte_end),
                 term,
+                extra_terms,
             });
         }
         Ok(morphemes)
     }
 }
 
-fn load_segmenter(source: &DictionarySource) -> Result<Segmenter, AnalysisError> {
+fn load_segmenter(
+    source: &DictionarySource,
+    words: Option<&UserWords>,
+) -> Result<Segmenter, AnalysisError> {
     let dictionary = match source {
         DictionarySource::Embedded => {
             if !cfg!(feature = "embed-ko-dic") {
@@ -324,7 +492,15 @@ fn load_segmenter(source: &DictionarySource) -> Result<Segmenter, AnalysisError>
             })?
         }
     };
-    Ok(Segmenter::new(Mode::Normal, dictionary, None))
+    let user_dictionary = match words {
+        Some(words) if !words.is_empty() => Some(
+            DictionaryBuilder::new((*dictionary.metadata).clone())
+                .build_user_dict_from_reader(words.to_csv().as_bytes())
+                .map_err(|e| AnalysisError::UserDictionary(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    Ok(Segmenter::new(Mode::Normal, dictionary, user_dictionary))
 }
 
 /// ko-dic describes an inflected form (`태어났`, type `Inflect`) by its
@@ -361,6 +537,7 @@ fn whitespace_morphemes(normalized: &NormalizedText) -> Vec<Morpheme> {
             byte_start: normalized.original_offset(trim_start),
             byte_end: normalized.original_offset(trim_start + trimmed.len()),
             term: Some(trimmed.to_lowercase()),
+            extra_terms: Vec::new(),
         });
     }
     out
@@ -430,9 +607,12 @@ impl tantivy::tokenizer::Tokenizer for KoreanTokenizer {
             .unwrap_or_else(|_| whitespace_morphemes(&NormalizedText::new(text)));
         let tokens = morphemes
             .into_iter()
-            .filter_map(|m| {
-                let term = m.term?;
-                Some((m.byte_start, m.byte_end, term))
+            .flat_map(|m| {
+                let (start, end) = (m.byte_start, m.byte_end);
+                m.term
+                    .into_iter()
+                    .chain(m.extra_terms)
+                    .map(move |term| (start, end, term))
             })
             .enumerate()
             .map(
@@ -474,6 +654,9 @@ impl tantivy::tokenizer::TokenStream for KoreanTokenStream {
         &mut self.tokens[i]
     }
 }
+
+mod user_words;
+pub use user_words::{UserWord, UserWords};
 
 #[cfg(test)]
 mod tests {
@@ -623,5 +806,105 @@ mod tests {
         assert_eq!(trim("이순신"), "이순신");
         // Never to nothing.
         assert_eq!(trim("에서"), "에서");
+    }
+
+    fn with(decompound: Decompound) -> KoreanAnalyzer {
+        let config = AnalyzerConfig {
+            decompound,
+            ..AnalyzerConfig::default()
+        };
+        KoreanAnalyzer::new(config, &DictionarySource::resolve(None)).unwrap()
+    }
+
+    #[test]
+    fn decompound_modes_follow_nori() {
+        let text = "교통사고가 박물관 앞에서 났다";
+        let none = with(Decompound::None).terms(text).unwrap();
+        let discard = with(Decompound::Discard).terms(text).unwrap();
+        let mixed = with(Decompound::Mixed).terms(text).unwrap();
+        assert_eq!(none[..2], ["교통사고", "박물관"]);
+        assert_eq!(discard[..4], ["교통", "사고", "박물", "관"]);
+        assert_eq!(
+            mixed[..6],
+            ["교통사고", "교통", "사고", "박물관", "박물", "관"]
+        );
+        // A question and a passage meet on the parts.
+        let q = with(Decompound::Mixed).terms("사고가 난 곳은?").unwrap();
+        assert!(q.contains(&"사고".to_string()) && mixed.contains(&"사고".to_string()));
+    }
+
+    #[test]
+    fn old_manifests_without_the_new_fields_mean_the_old_analysis() {
+        let json = r#"{"kind":"morphological","stop_tags":["J*"],"stem_inflections":true}"#;
+        let config: AnalyzerConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config.decompound, Decompound::None);
+        assert_eq!(config.user_dictionary, None);
+    }
+
+    #[test]
+    fn user_dictionary_keeps_a_badly_split_title_whole() {
+        let plain = analyzer();
+        let before = plain.terms("엔터테인먼트 회사의 대표").unwrap();
+        assert!(!before.contains(&"엔터테인먼트".to_string()), "{before:?}");
+        let words = plain
+            .title_words(["엔터테인먼트", "교통사고", "대한민국", "지미 카터", "KBS"])
+            .unwrap();
+        // Only titles ko-dic splits, in Hangul, without spaces.
+        assert!(words
+            .get("엔터테인먼트")
+            .is_some_and(|w| w.parts.is_empty()));
+        assert!(words.get("대한민국").is_none());
+        assert!(words.get("지미 카터").is_none());
+        let config = AnalyzerConfig {
+            user_dictionary: Some(UserDictionaryInfo {
+                file: "user-dictionary.csv".into(),
+                entries: words.len(),
+                from_titles: words.len(),
+                user_file: None,
+            }),
+            ..AnalyzerConfig::default()
+        };
+        // Written and read back as the index stores it.
+        let stored = UserWords::from_csv(&words.to_csv(), "test").unwrap();
+        assert_eq!(stored, words);
+        let a = KoreanAnalyzer::with_user_words(
+            config.clone(),
+            &DictionarySource::resolve(None),
+            &stored,
+        )
+        .unwrap();
+        for text in ["엔터테인먼트 회사의 대표", "엔터테인먼트는 무엇인가?"] {
+            let terms = a.terms(text).unwrap();
+            assert_eq!(terms[0], "엔터테인먼트", "{terms:?}");
+        }
+        // The same analyzer config without its entries is refused.
+        assert!(matches!(
+            KoreanAnalyzer::new(config, &DictionarySource::resolve(None)),
+            Err(AnalysisError::MissingUserDictionary { .. })
+        ));
+    }
+
+    #[test]
+    fn user_word_list_is_parsed_and_checked() {
+        let words = UserWords::parse_list("# names\n카카오톡\n넷플릭스,NNG\n\n", "list").unwrap();
+        assert_eq!(words.len(), 2);
+        assert_eq!(words.get("넷플릭스").unwrap().tag, "NNG");
+        let err = UserWords::parse_list("좋은 말\n", "list.txt").unwrap_err();
+        assert!(err.to_string().contains("list.txt line 1"), "{err}");
+    }
+
+    #[test]
+    fn index_and_query_side_get_the_same_terms_with_decompounding() {
+        use tantivy::tokenizer::{TokenStream, Tokenizer};
+        let a = with(Decompound::Mixed);
+        let text = "가톨릭교회의 교통사고 통계";
+        let mut tokenizer = a.tokenizer();
+        let mut stream = tokenizer.token_stream(text);
+        let mut seen = Vec::new();
+        while stream.advance() {
+            seen.push(stream.token().text.clone());
+        }
+        assert_eq!(seen, a.terms(text).unwrap());
+        assert!(seen.contains(&"교통".to_string()), "{seen:?}");
     }
 }

@@ -3,7 +3,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use odqa_analysis::{AnalyzerConfig, DictionarySource, KoreanAnalyzer, TOKENIZER_NAME};
+use odqa_analysis::{
+    AnalyzerConfig, DictionarySource, KoreanAnalyzer, UserDictionaryInfo, UserWords, TOKENIZER_NAME,
+};
 use odqa_corpus::{open_corpus, split_passages, CorpusEvent, PassageConfig, UniqueArticles};
 use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING};
 use tantivy::{doc, Index, IndexWriter};
@@ -29,7 +31,19 @@ pub struct BuildOptions {
     /// Replace an existing index at `out`.
     pub force: bool,
     pub progress: bool,
+    /// Add the corpus's article titles to ko-dic as user-dictionary entries
+    /// (those it splits; see `KoreanAnalyzer::title_words`).
+    pub title_dictionary: bool,
+    /// A word list (one word a line, optionally `word,TAG`) added the same way.
+    pub user_dictionary: Option<PathBuf>,
 }
+
+/// File, inside an index, holding its user-dictionary entries.
+pub const USER_DICTIONARY_FILE: &str = "user-dictionary.csv";
+
+/// Default of [`BuildOptions::title_dictionary`], chosen on the dev question
+/// sets (bench/README.md).
+pub const DEFAULT_TITLE_DICTIONARY: bool = false;
 
 impl BuildOptions {
     pub fn new(corpus: PathBuf, out: PathBuf) -> Self {
@@ -45,6 +59,8 @@ impl BuildOptions {
             skip_bad_lines: false,
             force: false,
             progress: false,
+            title_dictionary: DEFAULT_TITLE_DICTIONARY,
+            user_dictionary: None,
         }
     }
 }
@@ -118,10 +134,20 @@ pub fn build_index(
             path: out.to_path_buf(),
         });
     }
-    let analyzer = KoreanAnalyzer::new(options.analyzer.clone(), &options.dictionary)?;
+    let mut analyzer_config = options.analyzer.clone();
+    analyzer_config.user_dictionary = None;
+    let mut analyzer = KoreanAnalyzer::new(analyzer_config.clone(), &options.dictionary)?;
+    let words = user_words(options, &analyzer)?;
     let corpus = open_corpus(&options.corpus)?;
 
     let staging = StagingDir::create(out)?;
+    if let Some((words, info)) = words {
+        let path = staging.path.join(USER_DICTIONARY_FILE);
+        std::fs::write(&path, words.to_csv()).map_err(|source| IndexError::Io { path, source })?;
+        analyzer_config.user_dictionary = Some(info);
+        analyzer =
+            KoreanAnalyzer::with_user_words(analyzer_config.clone(), &options.dictionary, &words)?;
+    }
     let started = Instant::now();
     let tantivy_err = |source| IndexError::Tantivy {
         path: staging.path.clone(),
@@ -144,7 +170,7 @@ pub fn build_index(
     let mut manifest = IndexManifest::new(
         options.corpus.clone(),
         options.passages,
-        options.analyzer.clone(),
+        analyzer_config,
         options.bm25,
     );
     for event in UniqueArticles::new(corpus, options.skip_bad_lines) {
@@ -212,6 +238,48 @@ pub fn build_index(
     manifest.write(&staging.path)?;
     staging.publish(out)?;
     Ok(manifest)
+}
+
+/// The user-dictionary entries of this build (titles, then the user's list,
+/// which wins), or `None` when there are none.
+fn user_words(
+    options: &BuildOptions,
+    analyzer: &KoreanAnalyzer,
+) -> Result<Option<(UserWords, UserDictionaryInfo)>, IndexError> {
+    if analyzer.config().kind != odqa_analysis::AnalyzerKind::Morphological {
+        return Ok(None);
+    }
+    let mut words = UserWords::default();
+    if options.title_dictionary {
+        let mut titles = Vec::new();
+        for event in UniqueArticles::new(open_corpus(&options.corpus)?, options.skip_bad_lines) {
+            if let CorpusEvent::Article(record) = event? {
+                titles.push(record.article.title);
+            }
+        }
+        words = analyzer.title_words(titles.iter().map(String::as_str))?;
+    }
+    let from_titles = words.len();
+    if let Some(path) = &options.user_dictionary {
+        let text = std::fs::read_to_string(path).map_err(|source| IndexError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        words.extend(UserWords::parse_list(&text, &path.display().to_string())?);
+    }
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let info = UserDictionaryInfo {
+        file: USER_DICTIONARY_FILE.into(),
+        entries: words.len(),
+        from_titles,
+        user_file: options
+            .user_dictionary
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    };
+    Ok(Some((words, info)))
 }
 
 fn progress_bar(visible: bool) -> ProgressBar {

@@ -7,16 +7,21 @@
 //! benchmarks or the command line.
 //!
 //! Scoring is BM25 computed here over tantivy's postings and field norms:
-//! tantivy fixes k1 = 1.2 and b = 0.75 as constants, and odqa needs them
-//! configurable (and changeable at query time without a rebuild).
+//! tantivy fixes k1 = 1.2 and b = 0.75 as constants (and keeps its block-max
+//! WAND private to its own term scorers), and odqa needs them configurable
+//! (and changeable at query time without a rebuild). The top-k path is
+//! MaxScore (document at a time, skipping through tantivy's skip lists with
+//! `seek`), exact against the exhaustive term-at-a-time scorer kept beside it.
 
 mod build;
 mod manifest;
 mod search;
 mod snippet;
 
-pub use build::{build_index, BuildOptions};
-pub use manifest::{Bm25Params, BuildCounts, IndexManifest, MANIFEST_FILE};
+pub use build::{build_index, BuildOptions, DEFAULT_TITLE_DICTIONARY, USER_DICTIONARY_FILE};
+pub use manifest::{
+    Bm25Params, BuildCounts, IndexManifest, DEFAULT_QUESTION_WEIGHT, MANIFEST_FILE, QUESTION_TERMS,
+};
 pub use search::{Hit, PassageIndex};
 pub use snippet::{snippet, Snippet};
 

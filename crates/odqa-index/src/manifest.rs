@@ -18,7 +18,27 @@ pub struct Bm25Params {
     pub b: f32,
     /// Weight of the title field's BM25 score next to the text's (1.0).
     pub title_weight: f32,
+    /// Weight of question words and light verbs in a query
+    /// ([`QUESTION_TERMS`]: 누구, 어디, 언제, 무엇, 하다, 되다 …): 1 counts them
+    /// like any term (what indexes before this option did), 0 drops them.
+    #[serde(default = "one")]
+    pub question_weight: f32,
+    /// Score every posting (term at a time) instead of the MaxScore top-k
+    /// path; both give the same ranking, this one is the reference.
+    #[serde(default)]
+    pub exhaustive: bool,
 }
+
+fn one() -> f32 {
+    1.0
+}
+
+/// Query terms (as the analyzer yields them) that ask rather than name:
+/// interrogatives and the stems of light verbs. They are weighted by
+/// [`Bm25Params::question_weight`] in queries; documents are unchanged.
+pub const QUESTION_TERMS: &[&str] = &[
+    "누구", "어디", "언제", "무엇", "얼마", "왜", "어떻", "하", "되", "있", "이름",
+];
 
 /// Chosen on korquad-early-dev-repaired over kowiki-2020-10k (MRR@100 over
 /// k1 0.3–1.6, b 0.3–0.9, title weight 0–2; see bench/README.md): short
@@ -30,9 +50,14 @@ impl Default for Bm25Params {
             k1: 0.6,
             b: 0.3,
             title_weight: 0.0,
+            question_weight: DEFAULT_QUESTION_WEIGHT,
+            exhaustive: false,
         }
     }
 }
+
+/// Chosen on the dev question sets (bench/README.md).
+pub const DEFAULT_QUESTION_WEIGHT: f32 = 0.3;
 
 impl Bm25Params {
     pub fn validate(&self) -> Result<(), IndexError> {
@@ -40,13 +65,15 @@ impl Bm25Params {
             && self.k1 >= 0.0
             && (0.0..=1.0).contains(&self.b)
             && self.title_weight.is_finite()
-            && self.title_weight >= 0.0;
+            && self.title_weight >= 0.0
+            && self.question_weight.is_finite()
+            && self.question_weight >= 0.0;
         if ok {
             Ok(())
         } else {
             Err(IndexError::InvalidOption(format!(
-                "BM25 parameters out of range: k1 = {} (≥ 0), b = {} (0..=1), title weight = {} (≥ 0)",
-                self.k1, self.b, self.title_weight
+                "BM25 parameters out of range: k1 = {} (≥ 0), b = {} (0..=1), title weight = {} (≥ 0), question weight = {} (≥ 0)",
+                self.k1, self.b, self.title_weight, self.question_weight
             )))
         }
     }

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use odqa_analysis::{DictionarySource, KoreanAnalyzer, TOKENIZER_NAME};
+use odqa_analysis::{DictionarySource, KoreanAnalyzer, UserWords, TOKENIZER_NAME};
 use serde::{Deserialize, Serialize};
 use tantivy::postings::Postings;
 use tantivy::schema::{Field, IndexRecordOption, Value};
@@ -10,8 +10,9 @@ use tantivy::{
 };
 
 use crate::build::Fields;
-use crate::manifest::{Bm25Params, IndexManifest};
+use crate::manifest::{Bm25Params, IndexManifest, QUESTION_TERMS};
 use crate::IndexError;
+use tantivy::fieldnorm::FieldNormReader;
 
 /// One ranked passage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,7 +59,18 @@ impl PassageIndex {
             path: path.to_path_buf(),
             message,
         })?;
-        let analyzer = KoreanAnalyzer::new(manifest.analyzer.clone(), dictionary)?;
+        let analyzer = match &manifest.analyzer.user_dictionary {
+            None => KoreanAnalyzer::new(manifest.analyzer.clone(), dictionary)?,
+            Some(info) => {
+                let file = path.join(&info.file);
+                let text = std::fs::read_to_string(&file).map_err(|source| IndexError::Io {
+                    path: file.clone(),
+                    source,
+                })?;
+                let words = UserWords::from_csv(&text, &file.display().to_string())?;
+                KoreanAnalyzer::with_user_words(manifest.analyzer.clone(), dictionary, &words)?
+            }
+        };
         index
             .tokenizers()
             .register(TOKENIZER_NAME, analyzer.tokenizer());
@@ -146,20 +158,17 @@ impl PassageIndex {
                 query: query.to_string(),
             });
         }
-        let mut query_terms: Vec<(String, f32)> = Vec::new();
-        for term in terms {
-            match query_terms.iter_mut().find(|(t, _)| *t == term) {
-                Some((_, count)) => *count += 1.0,
-                None => query_terms.push((term, 1.0)),
-            }
-        }
+        let query_terms = weigh_query_terms(terms, params.question_weight);
         let searcher = self.reader.searcher();
-        let top = self
-            .score(&searcher, &query_terms, params, k)
-            .map_err(|source| IndexError::Tantivy {
-                path: self.path.clone(),
-                source,
-            })?;
+        let scored = if params.exhaustive {
+            self.score(&searcher, &query_terms, params, k)
+        } else {
+            self.score_maxscore(&searcher, &query_terms, params, k)
+        };
+        let top = scored.map_err(|source| IndexError::Tantivy {
+            path: self.path.clone(),
+            source,
+        })?;
         top.into_iter()
             .map(|(score, address)| self.hit(&searcher, address, score))
             .collect()
@@ -233,6 +242,178 @@ impl PassageIndex {
         Ok(top)
     }
 
+    /// MaxScore (Turtle & Flood 1995) document at a time: the query's
+    /// (field, term) lists sorted by their score bound; the lists whose
+    /// bounds together cannot lift a passage into the current top k are
+    /// never walked, only `seek`ed (tantivy skips whole blocks) for
+    /// passages the others found. Every passage it returns is scored
+    /// exactly as [`Self::score`] scores it, summing in the same order.
+    fn score_maxscore(
+        &self,
+        searcher: &Searcher,
+        query_terms: &[(String, f32)],
+        params: &Bm25Params,
+        k: usize,
+    ) -> tantivy::Result<Vec<(f32, DocAddress)>> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let num_docs = searcher.num_docs().max(1) as f32;
+        let fields = [
+            (self.fields.text, 1.0f32),
+            (self.fields.title, params.title_weight),
+        ];
+        // Per (field, term), in the exhaustive scorer's order: weight, idf
+        // and the field's length normalization per fieldnorm id.
+        struct Plan {
+            field_slot: usize,
+            term: Term,
+            weight: f32,
+        }
+        let mut plans = Vec::new();
+        let mut norm_tables: Vec<[f32; 256]> = Vec::new();
+        for (slot, &(field, field_weight)) in fields.iter().enumerate() {
+            let mut tokens = 0u64;
+            for segment in searcher.segment_readers() {
+                tokens += segment.inverted_index(field)?.total_num_tokens();
+            }
+            let avg_len = (tokens as f32 / num_docs).max(1.0);
+            let mut table = [0f32; 256];
+            for (id, norm) in table.iter_mut().enumerate() {
+                let len = FieldNormReader::id_to_fieldnorm(id as u8) as f32;
+                *norm = params.k1 * (1.0 - params.b + params.b * len / avg_len);
+            }
+            norm_tables.push(table);
+            if field_weight == 0.0 {
+                continue;
+            }
+            for (text, query_weight) in query_terms {
+                let term = Term::from_field_text(field, text);
+                let doc_freq = searcher.doc_freq(&term)? as f32;
+                if doc_freq == 0.0 || *query_weight == 0.0 {
+                    continue;
+                }
+                let idf = (1.0 + (num_docs - doc_freq + 0.5) / (doc_freq + 0.5)).ln();
+                plans.push(Plan {
+                    field_slot: slot,
+                    term,
+                    weight: field_weight * query_weight * idf * (params.k1 + 1.0),
+                });
+            }
+        }
+        let mut heap = TopK::new(k);
+        for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
+            struct Cursor {
+                plan: usize,
+                postings: tantivy::postings::SegmentPostings,
+                norms: tantivy::fieldnorm::FieldNormReader,
+                bound: f32,
+            }
+            let mut cursors = Vec::new();
+            for (i, plan) in plans.iter().enumerate() {
+                let field = fields[plan.field_slot].0;
+                let inverted = segment.inverted_index(field)?;
+                let Some(postings) =
+                    inverted.read_postings(&plan.term, IndexRecordOption::WithFreqs)?
+                else {
+                    continue;
+                };
+                cursors.push(Cursor {
+                    plan: i,
+                    postings,
+                    norms: segment.get_fieldnorms_reader(field)?,
+                    // tf / (tf + norm) < 1, and = 1 when norm is 0 (k1 = 0).
+                    bound: plan.weight,
+                });
+            }
+            if cursors.is_empty() {
+                continue;
+            }
+            cursors.sort_by(|a, b| a.bound.total_cmp(&b.bound).then(a.plan.cmp(&b.plan)));
+            // prefix[i]: the bounds of cursors 0..=i together.
+            let mut prefix = Vec::with_capacity(cursors.len());
+            let mut sum = 0f32;
+            for c in &cursors {
+                sum += c.bound;
+                prefix.push(sum);
+            }
+            // A little slack so float rounding never prunes a true entrant.
+            let can_enter = |estimate: f32, threshold: Option<f32>| match threshold {
+                None => true,
+                Some(t) => estimate * (1.0 + 1e-5) > t,
+            };
+            // Cursors below `first_essential` cannot alone beat the threshold.
+            let mut first_essential = 0;
+            let advance_essential = |first: &mut usize, threshold: Option<f32>| {
+                while *first < prefix.len() && !can_enter(prefix[*first], threshold) {
+                    *first += 1;
+                }
+            };
+            advance_essential(&mut first_essential, heap.threshold());
+            let alive = segment.alive_bitset();
+            let mut contributions = vec![0f32; plans.len()];
+            let mut touched: Vec<usize> = Vec::with_capacity(plans.len());
+            while first_essential < cursors.len() {
+                let doc = cursors[first_essential..]
+                    .iter()
+                    .map(|c| c.postings.doc())
+                    .min()
+                    .unwrap_or(TERMINATED);
+                if doc == TERMINATED {
+                    break;
+                }
+                let mut estimate = 0f32;
+                for c in cursors[first_essential..].iter_mut() {
+                    if c.postings.doc() == doc {
+                        let plan = &plans[c.plan];
+                        let tf = c.postings.term_freq() as f32;
+                        let norm = norm_tables[plan.field_slot][c.norms.fieldnorm_id(doc) as usize];
+                        let score = plan.weight * tf / (tf + norm);
+                        contributions[c.plan] = score;
+                        touched.push(c.plan);
+                        estimate += score;
+                        c.postings.advance();
+                    }
+                }
+                let mut complete = true;
+                for i in (0..first_essential).rev() {
+                    if !can_enter(estimate + prefix[i], heap.threshold()) {
+                        complete = false;
+                        break;
+                    }
+                    let c = &mut cursors[i];
+                    if c.postings.doc() < doc {
+                        c.postings.seek(doc);
+                    }
+                    if c.postings.doc() == doc {
+                        let plan = &plans[c.plan];
+                        let tf = c.postings.term_freq() as f32;
+                        let norm = norm_tables[plan.field_slot][c.norms.fieldnorm_id(doc) as usize];
+                        let score = plan.weight * tf / (tf + norm);
+                        contributions[c.plan] = score;
+                        touched.push(c.plan);
+                        estimate += score;
+                    }
+                }
+                if complete && alive.is_none_or(|a| a.is_alive(doc)) {
+                    // The exhaustive scorer's summation order: plan order.
+                    touched.sort_unstable();
+                    let score = touched.iter().fold(0f32, |acc, &p| acc + contributions[p]);
+                    if score > 0.0 && heap.push(score, DocAddress::new(segment_ord as u32, doc)) {
+                        advance_essential(&mut first_essential, heap.threshold());
+                    }
+                }
+                for &p in &touched {
+                    contributions[p] = 0.0;
+                }
+                touched.clear();
+            }
+        }
+        let mut top = heap.into_vec();
+        top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        Ok(top)
+    }
+
     fn hit(&self, searcher: &Searcher, address: DocAddress, score: f32) -> Result<Hit, IndexError> {
         let doc: TantivyDocument = searcher
             .doc(address)
@@ -261,6 +442,87 @@ impl PassageIndex {
             score,
             text: text(self.fields.text),
         })
+    }
+}
+
+/// Query terms with their weights: repeats add up, question terms count
+/// `question_weight` each — unless the query has nothing else, when they
+/// count fully (a query is never emptied).
+fn weigh_query_terms(terms: Vec<String>, question_weight: f32) -> Vec<(String, f32)> {
+    let all_questions = terms.iter().all(|t| QUESTION_TERMS.contains(&t.as_str()));
+    let mut out: Vec<(String, f32)> = Vec::new();
+    for term in terms {
+        let weight = if !all_questions && QUESTION_TERMS.contains(&term.as_str()) {
+            question_weight
+        } else {
+            1.0
+        };
+        match out.iter_mut().find(|(t, _)| *t == term) {
+            Some((_, w)) => *w += weight,
+            None => out.push((term, weight)),
+        }
+    }
+    out
+}
+
+/// The best `k` (score, address) pairs seen; ties go to the lower address,
+/// as in [`keep_best`].
+struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<Entry>,
+}
+
+/// Orders worst first at the top of the max-heap: lower score, then
+/// higher address, is "greater".
+#[derive(PartialEq)]
+struct Entry(f32, DocAddress);
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+    }
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: std::collections::BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// The score a new entry must beat once k are held.
+    fn threshold(&self) -> Option<f32> {
+        (self.heap.len() >= self.k).then(|| self.heap.peek().map_or(0.0, |e| e.0))
+    }
+
+    /// Whether the entry was kept.
+    fn push(&mut self, score: f32, address: DocAddress) -> bool {
+        let entry = Entry(score, address);
+        if self.heap.len() < self.k {
+            self.heap.push(entry);
+            return true;
+        }
+        match self.heap.peek() {
+            Some(worst) if entry < *worst => {
+                self.heap.pop();
+                self.heap.push(entry);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn into_vec(self) -> Vec<(f32, DocAddress)> {
+        self.heap.into_iter().map(|e| (e.0, e.1)).collect()
     }
 }
 

@@ -87,6 +87,7 @@ fn bm25_parameters_change_scores_at_query_time() {
                 k1: 0.0,
                 b: 0.0,
                 title_weight: 1.0,
+                ..Bm25Params::default()
             },
         )
         .unwrap();
@@ -103,6 +104,7 @@ fn bm25_parameters_change_scores_at_query_time() {
                 k1: -1.0,
                 b: 0.5,
                 title_weight: 1.0,
+                ..Bm25Params::default()
             },
         )
         .unwrap_err();
@@ -159,4 +161,74 @@ fn passages_are_listed_and_found_by_id() {
     assert_eq!(&hit.text, text);
     assert_eq!(&hit.passage_id, id);
     assert!(index.passage("no-such-passage").unwrap().is_none());
+}
+
+#[test]
+fn maxscore_ranks_exactly_as_the_exhaustive_scorer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build(tmp.path(), AnalyzerConfig::default());
+    for q in [
+        "대한민국의 수도이자 가장 큰 도시는?",
+        "이순신이 태어난 해는 언제인가?",
+        "한강이 흐르는 도시",
+        "세종대왕 훈민정음 창제",
+    ] {
+        for (k, title_weight) in [(1, 0.0), (3, 0.0), (10, 0.5), (100, 0.0)] {
+            let params = Bm25Params {
+                title_weight,
+                ..Bm25Params::default()
+            };
+            let exhaustive = Bm25Params {
+                exhaustive: true,
+                ..params
+            };
+            let fast = index.search_with(q, k, &params).unwrap();
+            let slow = index.search_with(q, k, &exhaustive).unwrap();
+            let ids = |h: &[odqa_index::Hit]| {
+                h.iter()
+                    .map(|h| (h.passage_id.clone(), h.score))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&fast), ids(&slow), "{q} k={k}");
+        }
+    }
+}
+
+#[test]
+fn title_dictionary_is_stored_and_used_at_query_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("index");
+    let mut options = BuildOptions::new(demo_corpus(), out.clone());
+    options.threads = 2;
+    options.title_dictionary = true;
+    build_index(&options, &AtomicBool::new(false)).expect("index builds");
+    let index = PassageIndex::open(&out, &options.dictionary).expect("index opens");
+    let info = index
+        .manifest()
+        .analyzer
+        .user_dictionary
+        .clone()
+        .expect("titles became entries");
+    assert!(tmp.path().join("index").join(&info.file).is_file());
+    assert_eq!(info.entries, info.from_titles);
+}
+
+#[test]
+fn question_words_are_weighted_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build(tmp.path(), AnalyzerConfig::default());
+    let q = "이순신이 태어난 곳은 어디인가?";
+    let full = Bm25Params {
+        question_weight: 1.0,
+        ..Bm25Params::default()
+    };
+    let dropped = Bm25Params {
+        question_weight: 0.0,
+        ..Bm25Params::default()
+    };
+    let a = index.search_with(q, 3, &full).unwrap();
+    let b = index.search_with(q, 3, &dropped).unwrap();
+    assert!(a[0].score > b[0].score || a[0].passage_id != b[0].passage_id);
+    // A query of question words only still searches.
+    assert!(index.search_with("어디 누구", 3, &dropped).is_ok());
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use odqa_analysis::{AnalyzerConfig, DictionarySource};
+use odqa_analysis::{AnalyzerConfig, Decompound, DictionarySource};
 use odqa_bench::{
     load_questions, run_retrieval_bench, write_report, RetrievalBenchOptions, RetrievedPassage,
 };
@@ -17,7 +17,8 @@ use crate::corpora::{self, ResolvedCorpus};
 use crate::{dense, reading};
 use crate::{
     AnalyzerArgs, AnalyzerChoice, BenchCommand, BenchRetrievalArgs, Bm25Args, BuildArgs, Cli,
-    Command, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand, SearchArgs,
+    Command, DecompoundChoice, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand,
+    SearchArgs,
 };
 
 /// Largest `-k` / `--depth` accepted: beyond it BM25 ranks are noise and
@@ -245,6 +246,13 @@ impl AnalyzerArgs {
         if self.no_stem {
             config.stem_inflections = false;
         }
+        if let Some(choice) = self.decompound {
+            config.decompound = match choice {
+                DecompoundChoice::None => Decompound::None,
+                DecompoundChoice::Discard => Decompound::Discard,
+                DecompoundChoice::Mixed => Decompound::Mixed,
+            };
+        }
         config
     }
 }
@@ -255,6 +263,8 @@ impl Bm25Args {
             k1: self.k1.unwrap_or(base.k1),
             b: self.b.unwrap_or(base.b),
             title_weight: self.title_weight.unwrap_or(base.title_weight),
+            question_weight: self.question_weight.unwrap_or(base.question_weight),
+            exhaustive: self.exhaustive || base.exhaustive,
         }
     }
 }
@@ -286,6 +296,8 @@ fn build(
     options.skip_bad_lines = args.skip_bad_lines;
     options.force = args.force;
     options.progress = progress;
+    options.title_dictionary = args.analyzer.title_dictionary;
+    options.user_dictionary = args.analyzer.user_dictionary.clone();
     let interrupt = interrupt_flag();
     let manifest = build_index(&options, &interrupt)
         .with_context(|| format!("building {} from {}", out.display(), corpus.path.display()))?;
@@ -319,7 +331,11 @@ fn analyze(text: &str, args: &AnalyzerArgs, dictionary: &DictionarySource) -> Re
             m.tag,
             m.byte_start,
             m.byte_end,
-            m.term.as_deref().unwrap_or("-")
+            if m.term.is_none() && m.extra_terms.is_empty() {
+                "-".to_string()
+            } else {
+                m.all_terms().cloned().collect::<Vec<_>>().join(" ")
+            }
         );
     }
     Ok(())
@@ -581,6 +597,9 @@ fn demo(corpus: Option<&str>, dictionary: &DictionarySource, progress: bool) -> 
                 analyzer: AnalyzerChoice::Morph,
                 stop_tags: None,
                 no_stem: false,
+                decompound: None,
+                title_dictionary: false,
+                user_dictionary: None,
             },
             bm25: Bm25Args::default(),
             threads: None,

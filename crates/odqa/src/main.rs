@@ -212,6 +212,24 @@ struct AnalyzerArgs {
     /// Index inflected verbs as written instead of by their stem.
     #[arg(long)]
     no_stem: bool,
+    /// Compound nouns ko-dic describes by their parts (nori's decompound_mode):
+    /// none = as written, discard = parts only, mixed = both. Default: none (chosen on dev).
+    #[arg(long, value_enum)]
+    decompound: Option<DecompoundChoice>,
+    /// Add the corpus titles that ko-dic splits to it as user-dictionary entries (off by default: no gain on dev).
+    #[arg(long)]
+    title_dictionary: bool,
+    /// A word list (one a line, `word` or `word,TAG`) added to ko-dic as
+    /// user-dictionary entries.
+    #[arg(long, value_name = "FILE")]
+    user_dictionary: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DecompoundChoice {
+    None,
+    Discard,
+    Mixed,
 }
 
 #[derive(Args, Clone, Default)]
@@ -225,6 +243,13 @@ struct Bm25Args {
     /// Weight of title matches next to text matches.
     #[arg(long)]
     title_weight: Option<f32>,
+    /// Weight of question words and light verbs (누구, 어디, 언제, 무엇, 하다,
+    /// 되다 …) in a query; 0 drops them, 1 counts them fully.
+    #[arg(long)]
+    question_weight: Option<f32>,
+    /// Score every posting instead of the MaxScore top-k path (same ranking).
+    #[arg(long)]
+    exhaustive: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
