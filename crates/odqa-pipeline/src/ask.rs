@@ -267,7 +267,12 @@ impl AskResult {
         read_ms: f64,
     ) -> AskResult {
         let best_retrieval = hits.first().map_or(0.0, |h| h.score);
-        let fused = rank_answers(read, best_retrieval, options.retrieval_weight, options.answers);
+        let fused = rank_answers(
+            read,
+            best_retrieval,
+            options.retrieval_weight,
+            options.answers,
+        );
         let evidence = |e: &FusedEvidence| -> Option<Evidence> {
             let passage = read.get(e.passage)?;
             let hit = hits.get(passage.rank)?;

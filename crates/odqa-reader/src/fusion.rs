@@ -149,10 +149,9 @@ pub fn rank_answers(
         };
         match by_text.get(&key) {
             Some(&i) => {
-                let same_span = out[i]
-                    .evidence
-                    .iter()
-                    .any(|e| (e.passage, e.char_start, e.char_end) == (p, span.char_start, span.char_end));
+                let same_span = out[i].evidence.iter().any(|e| {
+                    (e.passage, e.char_start, e.char_end) == (p, span.char_start, span.char_end)
+                });
                 if !same_span {
                     out[i].evidence.push(evidence);
                 }
@@ -209,7 +208,10 @@ pub fn can_stop(
     let Some(&next_score) = retrieval_scores.get(next) else {
         return true;
     };
-    let Some(best) = rank_answers(read, best_retrieval, weight, 1).into_iter().next() else {
+    let Some(best) = rank_answers(read, best_retrieval, weight, 1)
+        .into_iter()
+        .next()
+    else {
         return false;
     };
     best.score >= score_bound(normalized_retrieval(next_score, best_retrieval), weight)
@@ -256,13 +258,7 @@ pub fn decide(passages: &[ReadPassage], settings: &FusionSettings) -> Decision {
     for batch in reading_batches(&windows, settings.batch_windows) {
         read = batch.end;
         if settings.early_stop
-            && can_stop(
-                &all[..read],
-                &scores,
-                read,
-                best_retrieval,
-                settings.weight,
-            )
+            && can_stop(&all[..read], &scores, read, best_retrieval, settings.weight)
         {
             break;
         }
@@ -373,7 +369,10 @@ mod tests {
         assert_eq!(decide(&ps, &settings(0.5, false)).answers[0].text, "서울");
         // μ = 0 the bound is 1: a span of probability 1 further down must be read.
         let full = decide(&ps, &settings(0.0, true));
-        assert_eq!(full.passages_read, 2, "stops once a probability-1 span is read");
+        assert_eq!(
+            full.passages_read, 2,
+            "stops once a probability-1 span is read"
+        );
         assert_eq!(full.answers[0].text, "부산");
     }
 

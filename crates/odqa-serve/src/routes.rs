@@ -22,9 +22,9 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::api::{
-    check_answers, check_context, check_question, check_threshold, check_top_k, check_weight, AnswerOut, AskRequest,
-    AskResponse, EvidenceOut, HitOut, Mode, ReadAnswer, ReadRequest, ReadResponse,
-    RelationsRequest, SearchRequest, SearchResponse, Status, Timings,
+    check_answers, check_context, check_question, check_threshold, check_top_k, check_weight,
+    AnswerOut, AskRequest, AskResponse, EvidenceOut, HitOut, Mode, ReadAnswer, ReadRequest,
+    ReadResponse, RelationsRequest, SearchRequest, SearchResponse, Status, Timings,
 };
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::page;
@@ -346,12 +346,12 @@ async fn ask(
         batches += scored.batches;
         let t = Instant::now();
         let end = range.end;
-        read.extend(
-            engine
-                .pipeline
-                .reader()
-                .read_passages(&texts, &scores, range, &scored.spans)?,
-        );
+        read.extend(engine.pipeline.reader().read_passages(
+            &texts,
+            &scores,
+            range,
+            &scored.spans,
+        )?);
         merge_s += t.elapsed().as_secs_f64();
         if options.early_stop
             && fusion::can_stop(&read, &scores, end, best, options.retrieval_weight)
@@ -361,8 +361,14 @@ async fn ask(
     }
     let read_s = tokenize_s + read_started.elapsed().as_secs_f64();
     let merge_started = Instant::now();
-    let result =
-        AskResult::from_passages(&question, hits, &read, &options, retrieve_s * 1e3, read_s * 1e3);
+    let result = AskResult::from_passages(
+        &question,
+        hits,
+        &read,
+        &options,
+        retrieve_s * 1e3,
+        read_s * 1e3,
+    );
     let answers = result
         .answers
         .iter()

@@ -437,7 +437,9 @@ impl ReadingBench<'_> {
         .with_context(|| format!("writing {}", md.display()))?;
         std::fs::write(
             &json,
-            serde_json::to_vec_pretty(&serde_json::json!({"cache": cache, "source": data.source, "rows": rows}))?,
+            serde_json::to_vec_pretty(
+                &serde_json::json!({"cache": cache, "source": data.source, "rows": rows}),
+            )?,
         )
         .with_context(|| format!("writing {}", json.display()))?;
         eprintln!("wrote {} and {}", md.display(), json.display());

@@ -132,8 +132,12 @@ pub fn run_loaded(
         },
     };
     config.validate()?;
-    odqa_serve::run(config, move || Ok(pipeline), |addr| {
-        println!("\nodqa demo: the web page and API are at http://{addr}/ (Ctrl-C stops)");
-    })?;
+    odqa_serve::run(
+        config,
+        move || Ok(pipeline),
+        |addr| {
+            println!("\nodqa demo: the web page and API are at http://{addr}/ (Ctrl-C stops)");
+        },
+    )?;
     Ok(())
 }
