@@ -662,3 +662,64 @@ fn device_flag_is_checked() {
         );
     }
 }
+
+/// `odqa demo` on the committed demo corpus answers its sample questions
+/// with the trained reader (needs only the fetched multilingual-e5-small).
+#[test]
+fn demo_answers_the_sample_questions_on_the_demo_corpus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_odqa"))
+        .current_dir(tmp.path())
+        .env("ODQA_HOME", odqa_home())
+        .env("ODQA_PRECISION", "f32")
+        .args([
+            "-q",
+            "demo",
+            "--corpus",
+            demo_corpus().to_str().unwrap(),
+            "--reader",
+            repo_root().join("models/odqa-reader-ko").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(tmp.path().join("index/odqa-demo").is_dir(), "index built");
+    for (question, answer) in [
+        ("이순신이 태어난 해는?", "1. 1545년"),
+        ("훈민정음을 창제한 왕은 누구인가?", "세종"),
+        ("대한민국의 수도는 어디인가?", "서울특별시"),
+    ] {
+        let block = stdout
+            .split("\n\n")
+            .find(|b| b.starts_with(question))
+            .unwrap_or_else(|| panic!("no block for {question}: {stdout}"));
+        assert!(block.contains(answer), "{block}");
+        assert!(
+            block.contains("【") && block.contains("retrieve") && block.contains("read"),
+            "{block}"
+        );
+    }
+    // --question replaces the samples.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_odqa"))
+        .current_dir(tmp.path())
+        .env("ODQA_HOME", odqa_home())
+        .args([
+            "-q",
+            "demo",
+            "--corpus",
+            demo_corpus().to_str().unwrap(),
+            "--reader",
+            repo_root().join("models/odqa-reader-ko").to_str().unwrap(),
+            "--question",
+            "한라산의 높이는?",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("한라산의 높이는?") && !stdout.contains("이순신이 태어난 해는?"),
+        "{stdout}"
+    );
+}

@@ -12,12 +12,16 @@
 //!
 //! * reading benchmarks ([`run_reading_bench`]): EM/F1 as the official
 //!   KorQuAD 1.0 script defines them, per-stage latency, windows/s.
+//! * the read cache ([`ReadCache`]): every passage's n-best spans stored
+//!   once, re-scored at other retrieval weights, depths, thresholds and
+//!   with early stopping ([`rescore`], [`sweep`]) without the model.
 //!
 //! It must not touch indexes, analyzers or models: the caller passes a
 //! search closure that maps a question string and a depth to ranked
 //! [`RetrievedPassage`]s, and this crate only measures what comes back.
 
 mod bench;
+mod cache;
 mod error;
 mod metrics;
 mod questions;
@@ -28,6 +32,7 @@ pub use bench::{
     run_retrieval_bench, LatencySummary, RecallAt, RetrievalBenchOptions, RetrievalReport,
     RetrievedPassage,
 };
+pub use cache::{rescore, sweep, sweep_table, CachedQuestion, ReadCache, SweepRow};
 pub use error::BenchError;
 pub use metrics::{first_hit_rank, percentile};
 pub use questions::{load_questions, Question};

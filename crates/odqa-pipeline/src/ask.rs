@@ -5,28 +5,64 @@ use odqa_index::Hit;
 use crate::retrieve::Retriever;
 use serde::{Deserialize, Serialize};
 
-use crate::reader::{ReadOutput, Reader};
+use odqa_reader::fusion::{
+    can_stop, check_weight, rank_answers, reading_batches, FusedEvidence, FusionSettings,
+    ReadPassage,
+};
+use odqa_reader::Window;
+
+use crate::reader::Reader;
 use crate::{PipelineError, Result};
+
+/// Weight μ of the normalized retrieval score in an answer's score, chosen
+/// on the dev questions (bench/README.md, "Fusing retrieval and reading").
+pub const DEFAULT_RETRIEVAL_WEIGHT: f32 = 0.5;
+/// Passages retrieved and (at most) read, chosen with the weight.
+pub const DEFAULT_TOP_K: usize = 10;
+/// Below this best-answer score the answer is reported as "no answer"
+/// (chosen on the dev questions; 0 never abstains).
+pub const DEFAULT_NO_ANSWER_THRESHOLD: f32 = 0.0;
+/// Windows per reading batch; early stopping is checked between batches.
+pub const DEFAULT_BATCH_WINDOWS: usize = 4;
 
 /// Per-question settings of [`Pipeline::ask`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AskOptions {
-    /// Passages retrieved and read.
+    /// Passages retrieved and (at most) read.
     pub top_k: usize,
-    /// Weight of the passage's normalized retrieval score in an answer's
-    /// score: `(1 - w) × span probability + w × retrieval score / best
-    /// retrieval score`. 0 ranks by the reader alone.
+    /// μ, the weight of the passage's normalized retrieval score in an
+    /// answer's score: `(1 − μ) × span probability + μ × retrieval score /
+    /// the question's best retrieval score` (BERTserini). 0 ranks by the
+    /// reader alone.
     pub retrieval_weight: f32,
-    /// Answers returned (the best and its alternatives).
+    /// Distinct answers returned (the best and its alternatives).
     pub answers: usize,
+    /// "No answer" when the best answer's score is below this (0 = never).
+    #[serde(default)]
+    pub no_answer_threshold: f32,
+    /// Read passages in retrieval order batch by batch and stop when no
+    /// unread passage can beat the best answer (the best answer is the same
+    /// as reading all `top_k`; the alternatives may be fewer).
+    #[serde(default)]
+    pub early_stop: bool,
+    /// Windows per reading batch (at least 1).
+    #[serde(default = "default_batch_windows")]
+    pub batch_windows: usize,
+}
+
+fn default_batch_windows() -> usize {
+    DEFAULT_BATCH_WINDOWS
 }
 
 impl Default for AskOptions {
     fn default() -> Self {
         AskOptions {
-            top_k: 20,
-            retrieval_weight: 0.0,
+            top_k: DEFAULT_TOP_K,
+            retrieval_weight: DEFAULT_RETRIEVAL_WEIGHT,
             answers: 5,
+            no_answer_threshold: DEFAULT_NO_ANSWER_THRESHOLD,
+            early_stop: true,
+            batch_windows: DEFAULT_BATCH_WINDOWS,
         }
     }
 }
@@ -47,16 +83,28 @@ pub struct Evidence {
     pub sentence: String,
     pub retrieval_rank: usize,
     pub retrieval_score: f32,
+    /// `p_start × p_end` of this occurrence.
+    #[serde(default)]
+    pub span_probability: f32,
+    /// Its fused score.
+    #[serde(default)]
+    pub score: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineAnswer {
     pub text: String,
-    /// The ranking score (see [`AskOptions::retrieval_weight`]).
+    /// The ranking score (see [`AskOptions::retrieval_weight`]): the best
+    /// over the answer's occurrences.
     pub score: f32,
-    /// `p_start × p_end` in the answer's window.
+    /// `p_start × p_end` of the best occurrence in its window.
     pub span_probability: f32,
+    /// The best occurrence.
     pub evidence: Evidence,
+    /// The same answer in other passages (or elsewhere in the same one),
+    /// best first.
+    #[serde(default)]
+    pub other_evidence: Vec<Evidence>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,13 +112,21 @@ pub struct StageTimings {
     pub retrieve_ms: f64,
     pub read_ms: f64,
     pub windows: usize,
+    /// Passages read (fewer than retrieved when reading stopped early).
+    #[serde(default)]
+    pub passages_read: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AskResult {
     pub question: String,
-    /// Best first; empty when nothing was retrieved.
+    /// Distinct answers, best first; empty when nothing was retrieved.
     pub answers: Vec<PipelineAnswer>,
+    /// True when the best answer's score is below the no-answer threshold
+    /// (or nothing was found): `answers[0]`, if any, is the best candidate.
+    #[serde(default)]
+    pub no_answer: bool,
+    /// The reader's lowest no-answer probability over the windows read.
     pub no_answer_score: Option<f32>,
     pub hits: Vec<Hit>,
     pub timings: StageTimings,
@@ -95,91 +151,178 @@ impl Pipeline {
         &self.reader
     }
 
-    /// Retrieves the top passages for `question` and reads them.
+    /// Retrieves the top passages for `question` and reads them (stopping
+    /// early when `options.early_stop` and the bound allows).
     pub fn ask(&self, question: &str, options: &AskOptions) -> Result<AskResult> {
         options.validate()?;
         let started = Instant::now();
         let hits = self.retriever.retrieve(question, options.top_k)?;
         let retrieve_ms = started.elapsed().as_secs_f64() * 1e3;
-        let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
-        let read = self.reader.read(question, &texts)?;
-        Ok(AskResult::from_read(
+        let started = Instant::now();
+        let read = self.read_hits(question, &hits, Some(options))?;
+        let read_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok(AskResult::from_passages(
             question,
             hits,
             &read,
             options,
             retrieve_ms,
+            read_ms,
         ))
+    }
+
+    /// Reads `hits` in retrieval order, in batches of about
+    /// `options.batch_windows` windows; with `options.early_stop`, stops
+    /// after the first batch where [`can_stop`] holds. `None` reads every
+    /// passage (what a cache for re-scoring needs).
+    pub fn read_hits(
+        &self,
+        question: &str,
+        hits: &[Hit],
+        options: Option<&AskOptions>,
+    ) -> Result<Vec<ReadPassage>> {
+        let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+        let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let windows = self.reader.windows(question, &texts)?;
+        let mut per_passage = vec![0usize; texts.len()];
+        for w in &windows {
+            if let Some(n) = per_passage.get_mut(w.passage_index) {
+                *n += 1;
+            }
+        }
+        let batch_windows = options.map_or(self.reader.options().batch_size, |o| o.batch_windows);
+        let best = scores.first().copied().unwrap_or(0.0);
+        let mut read: Vec<ReadPassage> = Vec::with_capacity(texts.len());
+        for range in reading_batches(&per_passage, batch_windows) {
+            let batch: Vec<Window> = windows
+                .iter()
+                .filter(|w| range.contains(&w.passage_index))
+                .cloned()
+                .collect();
+            let mut spans = Vec::with_capacity(batch.len());
+            for chunk in batch.chunks(self.reader.options().batch_size) {
+                spans.extend(self.reader.score(chunk)?);
+            }
+            let end = range.end;
+            read.extend(self.reader.read_passages(&texts, &scores, range, &spans)?);
+            if let Some(o) = options {
+                if o.early_stop && can_stop(&read, &scores, end, best, o.retrieval_weight) {
+                    break;
+                }
+            }
+        }
+        Ok(read)
     }
 }
 
 impl AskOptions {
-    /// `top_k` and `answers` at least 1, `retrieval_weight` within 0..=1.
+    /// `top_k`, `answers` and `batch_windows` at least 1,
+    /// `retrieval_weight` and `no_answer_threshold` within 0..=1.
     pub fn validate(&self) -> Result<()> {
-        if self.top_k == 0 || self.answers == 0 {
+        if self.top_k == 0 || self.answers == 0 || self.batch_windows == 0 {
             return Err(PipelineError::InvalidOption(
-                "top_k and answers must be at least 1".into(),
+                "top_k, answers and batch_windows must be at least 1".into(),
             ));
         }
-        if !(0.0..=1.0).contains(&self.retrieval_weight) {
+        check_weight(self.retrieval_weight)
+            .map_err(|e| PipelineError::InvalidOption(e.to_string()))?;
+        if !(0.0..=1.0).contains(&self.no_answer_threshold) {
             return Err(PipelineError::InvalidOption(format!(
-                "retrieval weight {} is outside 0..=1",
-                self.retrieval_weight
+                "no-answer threshold {} is outside 0..=1",
+                self.no_answer_threshold
             )));
         }
         Ok(())
     }
+
+    /// The re-scoring settings these options stand for.
+    pub fn fusion(&self) -> FusionSettings {
+        FusionSettings {
+            weight: self.retrieval_weight,
+            top_k: self.top_k,
+            answers: self.answers,
+            early_stop: self.early_stop,
+            batch_windows: self.batch_windows,
+            no_answer_threshold: self.no_answer_threshold,
+        }
+    }
 }
 
 impl AskResult {
-    /// The answers with their evidence, from the passages `hits` (best
-    /// first) and what the reader made of their texts, in the same order
-    /// (the second half of [`Pipeline::ask`], for callers that retrieve and
-    /// read separately, such as a server that batches reading).
-    pub fn from_read(
+    /// The answers with their evidence from the passages `hits` (best
+    /// first) and what the reader made of a prefix of them (`read`, in the
+    /// same order): fused, merged by text and ranked
+    /// ([`odqa_reader::fusion::rank_answers`]). The second half of
+    /// [`Pipeline::ask`], for callers that retrieve and read separately,
+    /// such as a server that batches reading.
+    pub fn from_passages(
         question: &str,
         hits: Vec<Hit>,
-        read: &ReadOutput,
+        read: &[ReadPassage],
         options: &AskOptions,
         retrieve_ms: f64,
+        read_ms: f64,
     ) -> AskResult {
-        let best_retrieval = hits.first().map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
-        let mut answers: Vec<PipelineAnswer> = read
-            .answers
+        let best_retrieval = hits.first().map_or(0.0, |h| h.score);
+        let fused = rank_answers(
+            read,
+            best_retrieval,
+            options.retrieval_weight,
+            options.answers,
+        );
+        let evidence = |e: &FusedEvidence| -> Option<Evidence> {
+            let passage = read.get(e.passage)?;
+            let hit = hits.get(passage.rank)?;
+            Some(Evidence {
+                passage_id: hit.passage_id.clone(),
+                article_id: hit.article_id.clone(),
+                title: hit.title.clone(),
+                passage_char_start: e.char_start,
+                passage_char_end: e.char_end,
+                article_char_start: hit.char_start + e.char_start,
+                article_char_end: hit.char_start + e.char_end,
+                sentence: sentence_around(&hit.text, e.char_start, e.char_end),
+                retrieval_rank: passage.rank + 1,
+                retrieval_score: hit.score,
+                span_probability: e.span_probability,
+                score: e.score,
+            })
+        };
+        let answers: Vec<PipelineAnswer> = fused
             .iter()
-            .filter_map(|answer| {
-                let hit = hits.get(answer.passage_index)?;
-                let w = options.retrieval_weight;
+            .filter_map(|a| {
+                let mut all = a.evidence.iter().filter_map(evidence);
+                let best = all.next()?;
                 Some(PipelineAnswer {
-                    text: answer.text.clone(),
-                    score: (1.0 - w) * answer.score + w * hit.score / best_retrieval,
-                    span_probability: answer.score,
-                    evidence: Evidence {
-                        passage_id: hit.passage_id.clone(),
-                        article_id: hit.article_id.clone(),
-                        title: hit.title.clone(),
-                        passage_char_start: answer.char_start,
-                        passage_char_end: answer.char_end,
-                        article_char_start: hit.char_start + answer.char_start,
-                        article_char_end: hit.char_start + answer.char_end,
-                        sentence: sentence_around(&hit.text, answer.char_start, answer.char_end),
-                        retrieval_rank: answer.passage_index + 1,
-                        retrieval_score: hit.score,
-                    },
+                    text: a.text.clone(),
+                    score: a.score,
+                    span_probability: best.span_probability,
+                    evidence: best,
+                    other_evidence: all.collect(),
                 })
             })
             .collect();
-        answers.sort_by(|a, b| b.score.total_cmp(&a.score));
-        answers.truncate(options.answers);
+        let no_answer = answers
+            .first()
+            .is_none_or(|a| a.score < options.no_answer_threshold);
+        let no_answer_score = read
+            .iter()
+            .filter_map(|p| p.no_answer_score)
+            .reduce(f32::min);
         AskResult {
             question: question.to_string(),
             answers,
-            no_answer_score: read.no_answer_score,
+            no_answer,
+            no_answer_score,
             hits,
             timings: StageTimings {
                 retrieve_ms,
-                read_ms: read.seconds * 1e3,
-                windows: read.windows,
+                read_ms,
+                windows: read.iter().map(|p| p.windows).sum(),
+                passages_read: read.len(),
             },
         }
     }

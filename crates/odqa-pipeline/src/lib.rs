@@ -3,7 +3,10 @@
 //! This crate owns the glue between retrieval and reading: choosing and
 //! fusing retrievers ([`Retriever`]: BM25, dense, hybrid), running the span
 //! model over question/passage windows in batches ([`Reader`]), and
-//! answering a question over an index with evidence ([`Pipeline`]). It must
+//! answering a question over an index with evidence ([`Pipeline`]): reading
+//! in retrieval order with early stopping, retrieval and span scores fused
+//! (the math is `odqa_reader::fusion`), equal answers merged, "no answer"
+//! below a threshold. It must
 //! not tokenize corpora, build indexes, define model architectures or score
 //! spans itself: those belong to `odqa-index`, `odqa-encoder` and
 //! `odqa-reader`.
@@ -12,7 +15,11 @@ mod ask;
 mod reader;
 mod retrieve;
 
-pub use ask::{AskOptions, AskResult, Evidence, Pipeline, PipelineAnswer, StageTimings};
+pub use ask::{
+    AskOptions, AskResult, Evidence, Pipeline, PipelineAnswer, StageTimings, DEFAULT_BATCH_WINDOWS,
+    DEFAULT_NO_ANSWER_THRESHOLD, DEFAULT_RETRIEVAL_WEIGHT, DEFAULT_TOP_K,
+};
+pub use odqa_reader::fusion::{FusionSettings, ReadPassage, ReadSpan};
 pub use reader::{ReadOutput, Reader, ReaderOptions};
 pub use retrieve::{RetrievalMode, RetrievalOptions, Retriever};
 

@@ -3,6 +3,7 @@ use std::time::Instant;
 
 use odqa_analysis::KoreanAnalyzer;
 use odqa_encoder::{Device, Precision, QaModel};
+use odqa_reader::fusion::{ReadPassage, ReadSpan};
 use odqa_reader::spans::score_windows;
 use odqa_reader::{
     merge_answers, pad_id, Answer, ScoringConfig, Window, WindowConfig, WindowSpans, Windower,
@@ -148,6 +149,55 @@ impl Reader {
             windows: spans.len(),
             seconds,
         })
+    }
+}
+
+impl Reader {
+    /// Per-passage n-best spans (trimmed like [`Reader::merge`]'s answers)
+    /// for the passages `range` of `passages`, from the spans of their
+    /// windows (`spans` may hold windows of other passages too: they are
+    /// ignored). `retrieval_scores[i]` is passage `i`'s retrieval score.
+    pub fn read_passages(
+        &self,
+        passages: &[&str],
+        retrieval_scores: &[f32],
+        range: std::ops::Range<usize>,
+        spans: &[WindowSpans],
+    ) -> Result<Vec<ReadPassage>> {
+        let mut out = Vec::with_capacity(range.len());
+        for i in range {
+            let own: Vec<WindowSpans> = spans
+                .iter()
+                .filter(|s| s.passage_index == i)
+                .cloned()
+                .collect();
+            let mut answers = merge_answers(passages, &own, self.options.scoring.n_best)?;
+            if let Some(analyzer) = &self.trimmer {
+                answers = trim_answers(analyzer, answers)?;
+            }
+            let score = retrieval_scores.get(i).copied().ok_or_else(|| {
+                PipelineError::InvalidOption(format!(
+                    "passage {i} has no retrieval score ({} given)",
+                    retrieval_scores.len()
+                ))
+            })?;
+            out.push(ReadPassage {
+                rank: i,
+                retrieval_score: score,
+                windows: own.len(),
+                spans: answers
+                    .into_iter()
+                    .map(|a| ReadSpan {
+                        text: a.text,
+                        char_start: a.char_start,
+                        char_end: a.char_end,
+                        probability: a.score,
+                    })
+                    .collect(),
+                no_answer_score: odqa_reader::no_answer_score(&own),
+            });
+        }
+        Ok(out)
     }
 }
 

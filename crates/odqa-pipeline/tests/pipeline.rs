@@ -73,6 +73,8 @@ fn ask_returns_exact_spans_with_evidence() {
         top_k: 5,
         retrieval_weight: 0.0,
         answers: 3,
+        early_stop: false,
+        ..AskOptions::default()
     };
     let result = pipeline.ask("이순신이 태어난 해는?", &options).unwrap();
     assert!(
@@ -194,4 +196,56 @@ fn model_and_input_errors_are_clear() {
         Reader::load(&model, bad, &Device::Cpu).is_err(),
         "max_query_len leaving no room for passage tokens"
     );
+}
+
+/// Re-scoring stored reads (what `bench odqa --cache` keeps) gives exactly
+/// what a fresh `ask` gives, at several weights, with and without early
+/// stopping; early stopping reads no more and keeps the best answer.
+#[test]
+fn rescoring_stored_reads_equals_a_fresh_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path(), "BertForQuestionAnswering");
+    let reader = Reader::load(&model, small_windows(), &Device::Cpu).unwrap();
+    let retriever =
+        Retriever::new(demo_index(tmp.path()), None, RetrievalOptions::default()).unwrap();
+    let pipeline = Pipeline::new(retriever, reader);
+    let question = "훈민정음을 창제한 왕은 누구인가?";
+    let hits = pipeline.retriever().retrieve(question, 8).unwrap();
+    let stored = pipeline.read_hits(question, &hits, None).unwrap();
+    assert_eq!(stored.len(), hits.len());
+    for weight in [0.0, 0.5, 1.0] {
+        let mut full_best = None;
+        for early_stop in [false, true] {
+            let options = AskOptions {
+                top_k: 8,
+                retrieval_weight: weight,
+                answers: 3,
+                early_stop,
+                batch_windows: 2,
+                no_answer_threshold: 0.0,
+            };
+            let fresh = pipeline.ask(question, &options).unwrap();
+            let cached = odqa_reader::fusion::decide(&stored, &options.fusion());
+            let fresh_answers: Vec<(String, f32)> = fresh
+                .answers
+                .iter()
+                .map(|a| (a.text.clone(), a.score))
+                .collect();
+            let cached_answers: Vec<(String, f32)> = cached
+                .answers
+                .iter()
+                .map(|a| (a.text.clone(), a.score))
+                .collect();
+            assert_eq!(
+                fresh_answers, cached_answers,
+                "μ {weight} early {early_stop}"
+            );
+            assert_eq!(fresh.timings.windows, cached.windows_read);
+            let best = fresh_answers.first().cloned();
+            match early_stop {
+                false => full_best = best,
+                true => assert_eq!(best, full_best, "early stopping changed the answer"),
+            }
+        }
+    }
 }

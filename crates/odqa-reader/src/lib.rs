@@ -17,12 +17,18 @@
 //!   (plus the first token for "no answer"), best spans by
 //!   `p_start × p_end` within a maximum answer length, mapped back to exact
 //!   passage substrings and merged across windows and passages.
+//! - **Fusion** ([`fusion`]): an answer's final score from its span
+//!   probability and its passage's normalized retrieval score (weight μ),
+//!   equal answers of different passages merged with their evidence, the
+//!   early-stopping bound and the no-answer decision — on numbers alone, so
+//!   stored reads can be re-scored without the model.
 //!
 //! It must not touch models or tensors (no candle dependency: logits come in
 //! as `f32` slices), retrieval, or any I/O beyond reading datasets. Errors
 //! are [`ReaderError`]s; no input reaches an `unwrap`/`expect`.
 
 mod error;
+pub mod fusion;
 pub mod metrics;
 pub mod spans;
 pub mod testing;

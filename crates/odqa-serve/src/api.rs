@@ -66,8 +66,16 @@ pub struct AskRequest {
     pub mode: Option<Mode>,
     /// Answers returned, best first (1..=20).
     pub answers: Option<usize>,
-    /// Weight of the retrieval score in an answer's score (0..=1).
+    /// μ, the weight of the passage's normalized retrieval score in an
+    /// answer's score: `(1 − μ) × span probability + μ × retrieval score /
+    /// best retrieval score` (0..=1; default: the server's).
     pub retrieval_weight: Option<f32>,
+    /// Below this best-answer score the response says `no_answer` (0..=1;
+    /// 0 never; default: the server's).
+    pub no_answer_threshold: Option<f32>,
+    /// Stop reading once no unread passage can beat the best answer
+    /// (default: the server's; the best answer is the same either way).
+    pub early_stop: Option<bool>,
 }
 
 /// `POST /v1/search`.
@@ -177,21 +185,36 @@ pub struct AnswerOut {
     pub score: f32,
     /// `p_start × p_end` in the answer's window.
     pub span_probability: f32,
+    /// The best occurrence.
     pub evidence: EvidenceOut,
+    /// The same answer found elsewhere, best first.
+    pub other_evidence: Vec<EvidenceOut>,
 }
 
 impl AnswerOut {
     pub fn new(answer: &PipelineAnswer, hits: &[Hit]) -> AnswerOut {
-        let ev = &answer.evidence;
-        let context = hits
-            .get(ev.retrieval_rank.saturating_sub(1))
-            .map(|h| h.text.clone())
-            .unwrap_or_default();
         AnswerOut {
             text: answer.text.clone(),
             score: answer.score,
             span_probability: answer.span_probability,
-            evidence: EvidenceOut {
+            evidence: EvidenceOut::new(&answer.evidence, hits),
+            other_evidence: answer
+                .other_evidence
+                .iter()
+                .map(|e| EvidenceOut::new(e, hits))
+                .collect(),
+        }
+    }
+}
+
+impl EvidenceOut {
+    fn new(ev: &odqa_pipeline::Evidence, hits: &[Hit]) -> EvidenceOut {
+        let context = hits
+            .get(ev.retrieval_rank.saturating_sub(1))
+            .map(|h| h.text.clone())
+            .unwrap_or_default();
+        {
+            EvidenceOut {
                 passage_id: ev.passage_id.clone(),
                 article_id: ev.article_id.clone(),
                 title: ev.title.clone(),
@@ -203,7 +226,7 @@ impl AnswerOut {
                 context,
                 retrieval_rank: ev.retrieval_rank,
                 retrieval_score: ev.retrieval_score,
-            },
+            }
         }
     }
 }
@@ -237,8 +260,11 @@ pub struct Timings {
 pub struct AskResponse {
     pub question: String,
     pub mode: Mode,
-    /// Best first; empty when nothing was retrieved.
+    /// Distinct answers, best first; empty when nothing was retrieved.
     pub answers: Vec<AnswerOut>,
+    /// True when the best answer's score is below the no-answer threshold
+    /// (or nothing was found); `answers[0]` is then the best candidate.
+    pub no_answer: bool,
     /// The reader's no-answer score, when its scoring allows one.
     pub no_answer_score: Option<f32>,
     /// The passages read, best first.
@@ -367,12 +393,21 @@ pub fn check_answers(
 
 /// `retrieval_weight` (or its default) within `0..=1`.
 pub fn check_weight(weight: Option<f32>, default: f32) -> Result<f32, ApiError> {
-    let w = weight.unwrap_or(default);
-    if !(0.0..=1.0).contains(&w) {
+    check_unit("retrieval_weight", weight, default)
+}
+
+/// `no_answer_threshold` (or its default) within `0..=1`.
+pub fn check_threshold(threshold: Option<f32>, default: f32) -> Result<f32, ApiError> {
+    check_unit("no_answer_threshold", threshold, default)
+}
+
+fn check_unit(field: &str, value: Option<f32>, default: f32) -> Result<f32, ApiError> {
+    let v = value.unwrap_or(default);
+    if !(0.0..=1.0).contains(&v) {
         return Err(ApiError::invalid(
             "invalid_argument",
-            format!("`retrieval_weight` is {w}; it must be within 0..=1"),
+            format!("`{field}` is {v}; it must be within 0..=1"),
         ));
     }
-    Ok(w)
+    Ok(v)
 }

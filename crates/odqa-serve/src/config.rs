@@ -126,14 +126,20 @@ pub struct RequestDefaults {
     pub answers: usize,
     /// See [`odqa_pipeline::AskOptions::retrieval_weight`].
     pub retrieval_weight: f32,
+    /// See [`odqa_pipeline::AskOptions::no_answer_threshold`].
+    pub no_answer_threshold: f32,
+    /// See [`odqa_pipeline::AskOptions::early_stop`].
+    pub early_stop: bool,
 }
 
 impl Default for RequestDefaults {
     fn default() -> Self {
         RequestDefaults {
-            top_k: 10,
+            top_k: odqa_pipeline::DEFAULT_TOP_K,
             answers: 5,
-            retrieval_weight: 0.0,
+            retrieval_weight: odqa_pipeline::DEFAULT_RETRIEVAL_WEIGHT,
+            no_answer_threshold: odqa_pipeline::DEFAULT_NO_ANSWER_THRESHOLD,
+            early_stop: true,
         }
     }
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use odqa_pipeline::{AskOptions, AskResult};
+use odqa_reader::fusion;
 use serde::de::DeserializeOwned;
 use tokio::sync::OwnedSemaphorePermit;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -21,9 +22,9 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::api::{
-    check_answers, check_context, check_question, check_top_k, check_weight, AnswerOut, AskRequest,
-    AskResponse, EvidenceOut, HitOut, Mode, ReadAnswer, ReadRequest, ReadResponse,
-    RelationsRequest, SearchRequest, SearchResponse, Status, Timings,
+    check_answers, check_context, check_question, check_threshold, check_top_k, check_weight,
+    AnswerOut, AskRequest, AskResponse, EvidenceOut, HitOut, Mode, ReadAnswer, ReadRequest,
+    ReadResponse, RelationsRequest, SearchRequest, SearchResponse, Status, Timings,
 };
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::page;
@@ -292,6 +293,12 @@ async fn ask(
         top_k: check_top_k(req.top_k, config.defaults.top_k, &config.limits)?,
         answers: check_answers(req.answers, config.defaults.answers, &config.limits)?,
         retrieval_weight: check_weight(req.retrieval_weight, config.defaults.retrieval_weight)?,
+        no_answer_threshold: check_threshold(
+            req.no_answer_threshold,
+            config.defaults.no_answer_threshold,
+        )?,
+        early_stop: req.early_stop.unwrap_or(config.defaults.early_stop),
+        batch_windows: odqa_pipeline::DEFAULT_BATCH_WINDOWS,
     };
     let engine = state.engine()?;
     let mode = engine.mode(req.mode)?;
@@ -313,35 +320,76 @@ async fn ask(
     metrics.stage("retrieve", retrieve_s);
     metrics.stage("tokenize", tokenize_s);
     let read_started = Instant::now();
-    let scored = engine.batcher.score(windows).await?;
-    let merge_started = Instant::now();
     let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
-    let read = engine.pipeline.reader().merge(
-        &texts,
-        &scored.spans,
-        tokenize_s + read_started.elapsed().as_secs_f64(),
-    )?;
-    let result = AskResult::from_read(&question, hits, &read, &options, retrieve_s * 1e3);
+    let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+    let best = scores.first().copied().unwrap_or(0.0);
+    let mut per_passage = vec![0usize; hits.len()];
+    for w in &windows {
+        if let Some(n) = per_passage.get_mut(w.passage_index) {
+            *n += 1;
+        }
+    }
+    // Passages in retrieval order, batch by batch (each batch shares forward
+    // passes with other requests); stop once no unread passage can win.
+    let (mut queue_s, mut inference_s, mut batches) = (0.0, 0.0, 0);
+    let mut read = Vec::with_capacity(hits.len());
+    let mut merge_s = 0.0;
+    for range in fusion::reading_batches(&per_passage, options.batch_windows) {
+        let batch: Vec<_> = windows
+            .iter()
+            .filter(|w| range.contains(&w.passage_index))
+            .cloned()
+            .collect();
+        let scored = engine.batcher.score(batch).await?;
+        queue_s += scored.queue_s;
+        inference_s += scored.inference_s;
+        batches += scored.batches;
+        let t = Instant::now();
+        let end = range.end;
+        read.extend(engine.pipeline.reader().read_passages(
+            &texts,
+            &scores,
+            range,
+            &scored.spans,
+        )?);
+        merge_s += t.elapsed().as_secs_f64();
+        if options.early_stop
+            && fusion::can_stop(&read, &scores, end, best, options.retrieval_weight)
+        {
+            break;
+        }
+    }
+    let read_s = tokenize_s + read_started.elapsed().as_secs_f64();
+    let merge_started = Instant::now();
+    let result = AskResult::from_passages(
+        &question,
+        hits,
+        &read,
+        &options,
+        retrieve_s * 1e3,
+        read_s * 1e3,
+    );
     let answers = result
         .answers
         .iter()
         .map(|a| AnswerOut::new(a, &result.hits))
         .collect();
-    metrics.stage("merge", merge_started.elapsed().as_secs_f64());
+    metrics.stage("merge", merge_s + merge_started.elapsed().as_secs_f64());
     Ok(Json(AskResponse {
         question,
         mode: mode.into(),
         answers,
+        no_answer: result.no_answer,
         no_answer_score: result.no_answer_score,
         hits: HitOut::list(&result.hits),
         timings: Timings {
             total_ms: ms(started.elapsed().as_secs_f64()),
             retrieve_ms: Some(ms(retrieve_s)),
             tokenize_ms: Some(ms(tokenize_s)),
-            queue_ms: Some(ms(scored.queue_s)),
-            inference_ms: Some(ms(scored.inference_s)),
-            windows: Some(read.windows),
-            batches: Some(scored.batches),
+            queue_ms: Some(ms(queue_s)),
+            inference_ms: Some(ms(inference_s)),
+            windows: Some(result.timings.windows),
+            batches: Some(batches),
         },
     }))
 }

@@ -106,11 +106,27 @@ async fn search_ask_and_read_answer() {
     let response = server
         .post(
             "/v1/ask",
-            json!({"question": format!("  {QUESTION} "), "top_k": 4, "answers": 3}),
+            json!({"question": format!("  {QUESTION} "), "top_k": 4, "answers": 3, "early_stop": false}),
         )
         .await;
     assert_eq!(response.status(), 200);
     let ask: AskResponse = response.json().await.unwrap();
+    assert!(!ask.no_answer, "threshold 0 never abstains");
+    let texts: std::collections::HashSet<&str> =
+        ask.answers.iter().map(|a| a.text.as_str()).collect();
+    assert_eq!(texts.len(), ask.answers.len(), "answers are distinct");
+    // A threshold above any reachable score: "no answer", with the best
+    // candidate still listed.
+    let strict: AskResponse = server
+        .post(
+            "/v1/ask",
+            json!({"question": QUESTION, "top_k": 4, "retrieval_weight": 0.0, "no_answer_threshold": 1.0}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(strict.no_answer && !strict.answers.is_empty());
     assert_eq!(ask.question, QUESTION, "trimmed");
     assert!((1..=4).contains(&ask.hits.len()));
     assert!(!ask.answers.is_empty() && ask.answers.len() <= 3);
@@ -329,6 +345,30 @@ async fn bad_requests_get_json_errors() {
         (
             "/v1/ask",
             r#"{"question": "x", "retrieval_weight": 2}"#.into(),
+            422,
+            "invalid_argument",
+        ),
+        (
+            "/v1/ask",
+            r#"{"question": "x", "retrieval_weight": -0.1}"#.into(),
+            422,
+            "invalid_argument",
+        ),
+        (
+            "/v1/ask",
+            r#"{"question": "x", "retrieval_weight": "high"}"#.into(),
+            422,
+            "invalid_body",
+        ),
+        (
+            "/v1/ask",
+            r#"{"question": "x", "no_answer_threshold": 1.5}"#.into(),
+            422,
+            "invalid_argument",
+        ),
+        (
+            "/v1/ask",
+            r#"{"question": "x", "no_answer_threshold": -1}"#.into(),
             422,
             "invalid_argument",
         ),

@@ -42,12 +42,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the default index if it is missing and search it with sample questions.
-    Demo {
-        /// Corpus name (corpora/NAME.toml) or path; default: kowiki-2020-mini when present, else the demo corpus.
-        #[arg(long)]
-        corpus: Option<String>,
-    },
+    /// Build the default index if it is missing, load the reader and answer
+    /// sample questions (answer, score, evidence sentence, passage, times).
+    Demo(Box<DemoArgs>),
     /// Build and inspect indexes.
     #[command(subcommand)]
     Index(IndexCommand),
@@ -104,6 +101,65 @@ enum Command {
     /// Training data for the reader (the recipe itself is under train/).
     #[command(subcommand)]
     Train(TrainCommand),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Corpus name (corpora/NAME.toml) or path; default: kowiki-2020-mini when present, else the demo corpus.
+    #[arg(long)]
+    corpus: Option<String>,
+    /// A question to answer instead of the samples (repeatable).
+    #[arg(long = "question", value_name = "Q")]
+    questions: Vec<String>,
+    /// Then serve the HTTP API and the web page on that index.
+    #[arg(long)]
+    serve: bool,
+    /// Address for --serve (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Answers shown per question.
+    #[arg(long, default_value_t = 3)]
+    answers: usize,
+    #[command(flatten)]
+    fusion: FusionArgs,
+    #[command(flatten)]
+    reader: ReaderArgs,
+}
+
+/// How answers are scored and how far reading goes (defaults chosen on
+/// the dev questions: bench/README.md, "Fusing retrieval and reading").
+#[derive(Args, Clone, Copy)]
+struct FusionArgs {
+    /// Passages retrieved and (at most) read.
+    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_TOP_K)]
+    top_k: usize,
+    /// μ, the weight of the passage's normalized retrieval score in an
+    /// answer's score: (1 − μ) × span probability + μ × score / best score.
+    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_RETRIEVAL_WEIGHT)]
+    retrieval_weight: f32,
+    /// "No answer" when the best answer's score is below this (0..=1; 0 never).
+    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_NO_ANSWER_THRESHOLD)]
+    no_answer_threshold: f32,
+    /// Read all top-k passages instead of stopping once no unread passage
+    /// can beat the best answer (the best answer is the same either way).
+    #[arg(long)]
+    no_early_stop: bool,
+    /// Windows per reading batch; early stopping is checked between batches.
+    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_BATCH_WINDOWS)]
+    read_batch: usize,
+}
+
+impl FusionArgs {
+    fn options(&self, answers: usize) -> odqa_pipeline::AskOptions {
+        odqa_pipeline::AskOptions {
+            top_k: self.top_k,
+            retrieval_weight: self.retrieval_weight,
+            answers,
+            no_answer_threshold: self.no_answer_threshold,
+            early_stop: !self.no_early_stop,
+            batch_windows: self.read_batch,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -348,15 +404,11 @@ struct AskArgs {
     question: String,
     #[arg(long)]
     index: Option<PathBuf>,
-    /// Passages retrieved and read.
-    #[arg(long, default_value_t = 20)]
-    top_k: usize,
-    /// Weight of the retrieval score in an answer's score (0..=1).
-    #[arg(long, default_value_t = 0.0)]
-    retrieval_weight: f32,
-    /// Answers shown (the best and its alternatives).
+    /// Distinct answers shown (the best and its alternatives).
     #[arg(long, default_value_t = 5)]
     answers: usize,
+    #[command(flatten)]
+    fusion: FusionArgs,
     #[command(flatten)]
     reader: ReaderArgs,
     #[command(flatten)]
@@ -458,10 +510,22 @@ enum BenchCommand {
         index: Option<PathBuf>,
         #[arg(long)]
         questions: PathBuf,
-        #[arg(long, default_value_t = 20)]
-        top_k: usize,
-        #[arg(long, default_value_t = 0.0)]
-        retrieval_weight: f32,
+        #[command(flatten)]
+        fusion: FusionArgs,
+        /// Read cache: when FILE is missing, every top-k passage is read and
+        /// its n-best spans stored there; when it exists, it is re-scored
+        /// (--sweep-*) without running the model.
+        #[arg(long, value_name = "FILE")]
+        cache: Option<PathBuf>,
+        /// With --cache: μ values to re-score at (comma-separated; default --retrieval-weight).
+        #[arg(long, value_delimiter = ',')]
+        sweep_weights: Vec<f32>,
+        /// With --cache: depths to re-score at (default --top-k).
+        #[arg(long, value_delimiter = ',')]
+        sweep_top_k: Vec<usize>,
+        /// With --cache: no-answer thresholds to re-score at (default --no-answer-threshold).
+        #[arg(long, value_delimiter = ',')]
+        sweep_thresholds: Vec<f32>,
         #[command(flatten)]
         reader: ReaderArgs,
         #[command(flatten)]

@@ -91,11 +91,7 @@ pub fn ask(args: &crate::AskArgs, index_dir: PathBuf, dictionary: &DictionarySou
         .retrieval
         .open(&index_dir, dictionary, &crate::Bm25Args::default())?;
     let pipeline = Pipeline::new(retriever, args.reader.load()?);
-    let options = AskOptions {
-        top_k: args.top_k,
-        retrieval_weight: args.retrieval_weight,
-        answers: args.answers,
-    };
+    let options = args.fusion.options(args.answers);
     let result = pipeline.ask(&args.question, &options)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -108,31 +104,57 @@ pub fn ask(args: &crate::AskArgs, index_dir: PathBuf, dictionary: &DictionarySou
     Ok(())
 }
 
-fn print_answers(out: &mut impl Write, result: &AskResult) -> Result<()> {
-    if result.answers.is_empty() {
-        writeln!(out, "no answer found for {:?}", result.question)?;
+/// The sentence with the answer marked 【like this】 (its first occurrence).
+fn marked(sentence: &str, answer: &str) -> String {
+    let sentence = sentence.replace('\n', " ");
+    if answer.is_empty() {
+        return sentence;
+    }
+    sentence.replacen(answer, &format!("【{answer}】"), 1)
+}
+
+pub(crate) fn print_answers(out: &mut impl Write, result: &AskResult) -> Result<()> {
+    match result.answers.first() {
+        None => writeln!(out, "  no answer found")?,
+        Some(best) if result.no_answer => writeln!(
+            out,
+            "  no answer (best candidate {:?} scores {:.3}, below the threshold)",
+            best.text, best.score
+        )?,
+        Some(_) => {}
     }
     for (rank, answer) in result.answers.iter().enumerate() {
         let ev = &answer.evidence;
         writeln!(
             out,
-            "{:>2}. {}  (score {:.4}, span p {:.4})\n    {} [{}] #{} · chars {}..{} of the article\n    {}",
+            "{:>2}. {}  (score {:.3}, span p {:.3}, retrieval #{} {:.2})\n    {}  — {} [{}]",
             rank + 1,
             answer.text,
             answer.score,
             answer.span_probability,
+            ev.retrieval_rank,
+            ev.retrieval_score,
+            marked(&ev.sentence, &answer.text),
             ev.title,
             ev.passage_id,
-            ev.retrieval_rank,
-            ev.article_char_start,
-            ev.article_char_end,
-            ev.sentence.replace('\n', " ")
         )?;
+        if !answer.other_evidence.is_empty() {
+            let also: Vec<String> = answer
+                .other_evidence
+                .iter()
+                .map(|e| format!("{} [{}] #{}", e.title, e.passage_id, e.retrieval_rank))
+                .collect();
+            writeln!(out, "    also in: {}", also.join("; "))?;
+        }
     }
     writeln!(
         out,
-        "retrieve {:.1} ms · read {:.1} ms ({} windows)",
-        result.timings.retrieve_ms, result.timings.read_ms, result.timings.windows
+        "  retrieve {:.1} ms · read {:.1} ms ({} windows, {} of {} passages)",
+        result.timings.retrieve_ms,
+        result.timings.read_ms,
+        result.timings.windows,
+        result.timings.passages_read,
+        result.hits.len()
     )?;
     Ok(())
 }
@@ -271,6 +293,7 @@ impl ReadingBench<'_> {
                         answer: result
                             .answers
                             .first()
+                            .filter(|_| !result.no_answer)
                             .map(|a| a.text.clone())
                             .unwrap_or_default(),
                         retrieve_ms: result.timings.retrieve_ms,
@@ -285,6 +308,142 @@ impl ReadingBench<'_> {
             serde_json::json!({"reader": self.reader.reader, "index": index_dir, "ask": options, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options()}),
             pipeline.reader().model().precision(),
         )
+    }
+}
+
+impl ReadingBench<'_> {
+    /// Reads every top-k passage of every question once and stores their
+    /// n-best spans in `cache` (re-scored by [`ReadingBench::sweep`]).
+    pub fn build_cache(
+        &self,
+        index_dir: &Path,
+        dictionary: &DictionarySource,
+        retrieval: &crate::RetrievalArgs,
+        options: AskOptions,
+        cache: &Path,
+    ) -> Result<()> {
+        let questions = self.questions()?;
+        let retriever = retrieval.open(index_dir, dictionary, &crate::Bm25Args::default())?;
+        let pipeline = Pipeline::new(retriever, self.reader.load()?);
+        let mut cached = Vec::with_capacity(questions.len());
+        let settings = AskOptions {
+            early_stop: false,
+            ..options
+        }
+        .fusion();
+        let (mut report, predictions) = run_reading_bench(
+            &questions,
+            &format!("{}-cache-top{}", self.label(), options.top_k),
+            "odqa",
+            &self.questions.display().to_string(),
+            self.progress,
+            |q| -> Result<ReadingPrediction> {
+                let t = std::time::Instant::now();
+                let hits = pipeline.retriever().retrieve(&q.question, options.top_k)?;
+                let retrieve_ms = t.elapsed().as_secs_f64() * 1e3;
+                let t = std::time::Instant::now();
+                let passages = pipeline.read_hits(&q.question, &hits, None)?;
+                let read_ms = t.elapsed().as_secs_f64() * 1e3;
+                let gold_in_passage = hits
+                    .iter()
+                    .map(|h| q.answers.iter().any(|a| h.text.contains(a.as_str())))
+                    .collect();
+                let decision = odqa_reader::fusion::decide(&passages, &settings);
+                let windows = passages.iter().map(|p| p.windows).sum();
+                cached.push(odqa_bench::CachedQuestion {
+                    id: q.id.clone(),
+                    question: q.question.clone(),
+                    answers: q.answers.clone(),
+                    passages,
+                    gold_in_passage,
+                    retrieve_ms,
+                    read_ms,
+                });
+                Ok(ReadingPrediction {
+                    answer: decision
+                        .answers
+                        .first()
+                        .filter(|_| !decision.no_answer)
+                        .map(|a| a.text.clone())
+                        .unwrap_or_default(),
+                    retrieve_ms,
+                    read_ms,
+                    windows,
+                })
+            },
+        )?;
+        let source = serde_json::json!({"reader": self.reader.reader, "index": index_dir, "questions": self.questions, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options(), "machine": crate::machine(Some(pipeline.reader().model().precision()))});
+        odqa_bench::ReadCache {
+            top_k: options.top_k,
+            source: source.clone(),
+            questions: cached,
+        }
+        .write(cache)?;
+        eprintln!("wrote the read cache {}", cache.display());
+        report.label = format!("{}-cache-top{}", self.label(), options.top_k);
+        self.write(
+            report,
+            &predictions,
+            serde_json::json!({"cache": cache, "ask": AskOptions { early_stop: false, ..options }, "source": source}),
+            pipeline.reader().model().precision(),
+        )
+    }
+
+    /// Re-scores a read cache at every combination of the given weights,
+    /// depths and thresholds, with and without early stopping: a table on
+    /// stdout and `odqa-sweep-<questions>-<label>.{md,json}` in the results.
+    pub fn sweep(
+        &self,
+        cache: &Path,
+        options: AskOptions,
+        weights: &[f32],
+        top_ks: &[usize],
+        thresholds: &[f32],
+    ) -> Result<()> {
+        let mut data = odqa_bench::ReadCache::read(cache)?;
+        if let Some(limit) = self.limit {
+            data.questions.truncate(limit);
+        }
+        let rows = odqa_bench::sweep(
+            &data,
+            &options.fusion(),
+            weights,
+            top_ks,
+            &[false, true],
+            thresholds,
+        )?;
+        let table = odqa_bench::sweep_table(&rows);
+        println!("{table}");
+        let stem = format!(
+            "odqa-sweep-{}-{}",
+            self.questions
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+            self.label()
+        );
+        std::fs::create_dir_all(self.out_dir)
+            .with_context(|| format!("creating {}", self.out_dir.display()))?;
+        let md = self.out_dir.join(format!("{stem}.md"));
+        let json = self.out_dir.join(format!("{stem}.json"));
+        std::fs::write(
+            &md,
+            format!(
+                "# Re-scored from {} ({} questions, read at top-{})\n\n{table}",
+                cache.display(),
+                data.questions.len(),
+                data.top_k
+            ),
+        )
+        .with_context(|| format!("writing {}", md.display()))?;
+        std::fs::write(
+            &json,
+            serde_json::to_vec_pretty(
+                &serde_json::json!({"cache": cache, "source": data.source, "rows": rows}),
+            )?,
+        )
+        .with_context(|| format!("writing {}", json.display()))?;
+        eprintln!("wrote {} and {}", md.display(), json.display());
+        Ok(())
     }
 }
 

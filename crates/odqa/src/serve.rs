@@ -22,7 +22,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Passages retrieved and read when a request gives no top_k.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_TOP_K)]
     top_k: usize,
     /// Largest top_k a request may ask for.
     #[arg(long, default_value_t = 100)]
@@ -109,5 +109,35 @@ pub fn run(args: &ServeArgs, index: PathBuf, dictionary: &DictionarySource) -> R
     odqa_serve::run(config, loader, |addr| {
         eprintln!("odqa: serving on http://{addr}/ (loading the index and reader; see /readyz)");
     })?;
+    Ok(())
+}
+
+/// Serves an already loaded pipeline (what `odqa demo --serve` does) with
+/// the default limits and batching, and `options` as the request defaults.
+pub fn run_loaded(
+    addr: SocketAddr,
+    pipeline: Pipeline,
+    options: odqa_pipeline::AskOptions,
+) -> Result<()> {
+    let config = ServeConfig {
+        addr,
+        limits: Limits::default(),
+        batching: BatchConfig::default(),
+        defaults: RequestDefaults {
+            top_k: options.top_k,
+            answers: options.answers,
+            retrieval_weight: options.retrieval_weight,
+            no_answer_threshold: options.no_answer_threshold,
+            early_stop: options.early_stop,
+        },
+    };
+    config.validate()?;
+    odqa_serve::run(
+        config,
+        move || Ok(pipeline),
+        |addr| {
+            println!("\nodqa demo: the web page and API are at http://{addr}/ (Ctrl-C stops)");
+        },
+    )?;
     Ok(())
 }
