@@ -692,7 +692,7 @@ fn demo_answers_the_sample_questions_on_the_demo_corpus() {
     ] {
         let block = stdout
             .split("\n\n")
-            .find(|b| b.starts_with(question))
+            .find(|b| b.trim_start().starts_with(question))
             .unwrap_or_else(|| panic!("no block for {question}: {stdout}"));
         assert!(block.contains(answer), "{block}");
         assert!(

@@ -100,7 +100,7 @@ impl UserWords {
         for w in self.words.values() {
             let final_consonant = match w.surface.chars().last() {
                 Some(c @ '가'..='힣') => {
-                    if (c as u32 - '가' as u32) % 28 == 0 {
+                    if (c as u32 - '가' as u32).is_multiple_of(28) {
                         "F"
                     } else {
                         "T"

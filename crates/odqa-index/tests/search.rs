@@ -217,7 +217,8 @@ fn title_dictionary_is_stored_and_used_at_query_time() {
 fn question_words_are_weighted_down() {
     let tmp = tempfile::tempdir().unwrap();
     let index = build(tmp.path(), AnalyzerConfig::default());
-    let q = "이순신이 태어난 곳은 어디인가?";
+    // 누구 occurs in other demo passages: at full weight it lifts them.
+    let q = "훈민정음을 창제한 왕은 누구인가?";
     let full = Bm25Params {
         question_weight: 1.0,
         ..Bm25Params::default()
@@ -226,9 +227,13 @@ fn question_words_are_weighted_down() {
         question_weight: 0.0,
         ..Bm25Params::default()
     };
-    let a = index.search_with(q, 3, &full).unwrap();
-    let b = index.search_with(q, 3, &dropped).unwrap();
-    assert!(a[0].score > b[0].score || a[0].passage_id != b[0].passage_id);
+    let a = index.search_with(q, 5, &full).unwrap();
+    let b = index.search_with(q, 5, &dropped).unwrap();
+    // The topic words decide the top hit either way ...
+    assert_eq!(a[0].passage_id, b[0].passage_id);
+    // ... while what matched only the question word loses its share.
+    let total = |hits: &[odqa_index::Hit]| -> f32 { hits.iter().map(|h| h.score).sum() };
+    assert!(total(&a) > total(&b), "{a:?} vs {b:?}");
     // A query of question words only still searches.
     assert!(index.search_with("어디 누구", 3, &dropped).is_ok());
 }

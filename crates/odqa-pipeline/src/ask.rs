@@ -14,13 +14,15 @@ use odqa_reader::Window;
 use crate::reader::Reader;
 use crate::{PipelineError, Result};
 
-/// Weight μ of the normalized retrieval score in an answer's score, chosen
-/// on the dev questions (bench/README.md, "Fusing retrieval and reading").
-pub const DEFAULT_RETRIEVAL_WEIGHT: f32 = 0.5;
-/// Passages retrieved and (at most) read, chosen with the weight.
+/// Weight μ of the normalized retrieval score in an answer's score. Not
+/// yet chosen on dev data (`odqa bench odqa --cache … --sweep-weights …` is
+/// the tool for it), so the default is 0: the span score alone, as before
+/// fusion existed. Early stopping only pays at μ > 0.
+pub const DEFAULT_RETRIEVAL_WEIGHT: f32 = 0.0;
+/// Passages retrieved and (at most) read (not yet tuned on dev data).
 pub const DEFAULT_TOP_K: usize = 10;
 /// Below this best-answer score the answer is reported as "no answer"
-/// (chosen on the dev questions; 0 never abstains).
+/// (0 never abstains; not yet calibrated on dev data).
 pub const DEFAULT_NO_ANSWER_THRESHOLD: f32 = 0.0;
 /// Windows per reading batch; early stopping is checked between batches.
 pub const DEFAULT_BATCH_WINDOWS: usize = 4;
