@@ -344,7 +344,7 @@ fn pack_int8(w: &[f32], n: usize, k: usize, kernel: Int8Kernel) -> Weights {
         let (panel, lane) = (col / width, col % width);
         let row = &w[col * k..(col + 1) * k];
         let max = row.iter().fold(0f32, |m, &v| m.max(v.abs()));
-        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let s = scale_of_max(max);
         scale[col] = s;
         let q: Vec<i8> = row
             .iter()
@@ -435,7 +435,12 @@ fn to_i8_rows(x: &[f32], m: usize, k: usize, kq: usize) -> (Vec<u32>, Vec<f32>) 
 
 /// max |x| / 127, or 1 for a row of zeros.
 fn row_scale(src: &[f32]) -> f32 {
-    let max = src.iter().fold(0f32, |m, &v| m.max(v.abs()));
+    scale_of_max(src.iter().fold(0f32, |m, &v| m.max(v.abs())))
+}
+
+/// The symmetric int8 scale for a row whose largest magnitude is `max`
+/// (1 for a row of zeros, so that dividing by it is harmless).
+fn scale_of_max(max: f32) -> f32 {
     if max > 0.0 {
         max / 127.0
     } else {
@@ -607,7 +612,7 @@ mod int8 {
         let max = src[full..]
             .iter()
             .fold(_mm512_reduce_max_ps(maxv), |m, &v| m.max(v.abs()));
-        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let s = super::scale_of_max(max);
         let inv = _mm512_set1_ps(1.0 / s);
         let shift = _mm512_set1_epi32(128);
         for c in (0..full).step_by(16) {
@@ -733,7 +738,7 @@ mod int8_avx2 {
             .iter()
             .chain(&lanes)
             .fold(0f32, |m, &v| m.max(v.abs()));
-        let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+        let s = super::scale_of_max(max);
         let inv = _mm256_set1_ps(1.0 / s);
         // packs work within 128-bit halves: dwords come out as
         // q0[0..4] q1[0..4] q2[0..4] q3[0..4] | q0[4..8] q1[4..8] …
