@@ -20,8 +20,9 @@ use crate::{PipelineError, Result};
 /// retrieval and reading"). At μ 0.6 the top passage's answers score at
 /// least 0.6, so early stopping cuts reading by a quarter.
 pub const DEFAULT_RETRIEVAL_WEIGHT: f32 = 0.6;
-/// Passages retrieved and (at most) read: top-10 matched top-20 on the dev
-/// questions at μ 0.6 for half the windows.
+/// Passages retrieved and (at most) read: at μ 0.6 top-10 was within 0.7
+/// F1 of top-20 on both dev sets (above it on KorQuAD) and read 7.5 windows
+/// per KorQuAD question instead of 11.4.
 pub const DEFAULT_TOP_K: usize = 10;
 /// Below this best-answer score the answer is reported as "no answer"
 /// (0 never abstains). The dev questions all have answers, so abstaining
