@@ -76,6 +76,43 @@ pub enum EncoderError {
     #[error("hub checkpoint {repo}: {detail}")]
     Hub { repo: String, detail: String },
 
+    /// A `hf:ORG/NAME[@REVISION]` reader that does not parse.
+    #[error("{spec:?}: not a Hugging Face checkpoint (hf:ORG/NAME[@REVISION]): {detail}")]
+    HubSpec { spec: String, detail: String },
+
+    /// A revision or file of a hub checkpoint that is not in the local
+    /// Hugging Face cache, when it is not downloaded (`HF_HUB_OFFLINE`, or
+    /// the hub unreachable).
+    #[error("{checkpoint}: {missing} is not in the Hugging Face cache (looked in {cache}){hint}")]
+    HubNotCached {
+        /// `hf:ORG/NAME@REVISION`.
+        checkpoint: String,
+        missing: String,
+        cache: PathBuf,
+        /// Why nothing was downloaded, starting with "; " (or empty).
+        hint: String,
+    },
+
+    /// A file odqa needs that the hub repository does not have.
+    #[error("hf:{repo}@{revision}: the repository has no {missing}")]
+    HubMissingFile {
+        repo: String,
+        revision: String,
+        missing: String,
+    },
+
+    /// A window longer than the checkpoint's position embeddings allow.
+    #[error(
+        "{dir}: windows of {asked} tokens are longer than this checkpoint allows ({allowed}: {why}); \
+         read with windows of at most {allowed} tokens"
+    )]
+    WindowTooLong {
+        dir: PathBuf,
+        asked: usize,
+        allowed: usize,
+        why: String,
+    },
+
     /// The tokenizer could not be loaded or configured.
     #[error("{path}: tokenizer: {detail}")]
     Tokenizer { path: PathBuf, detail: String },

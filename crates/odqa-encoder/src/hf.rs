@@ -106,8 +106,11 @@ impl std::fmt::Display for Architecture {
 pub struct CheckpointSettings {
     pub architecture: Architecture,
     /// Longest window in tokens: `max_position_embeddings`, less RoBERTa's
-    /// position offset (`pad_token_id + 1`).
+    /// position offset (`pad_token_id + 1`). Longer windows are an error
+    /// ([`crate::QaModel::check_window`]), not cut silently.
     pub max_len: usize,
+    /// Where `max_len` comes from (`max_position_embeddings 514 − offset 2`).
+    pub max_len_source: String,
     /// Added to each token's index for its position id.
     pub position_offset: usize,
     /// Whether the model reads token type ids; when `type_vocab_size` is 1
@@ -294,14 +297,15 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<HfCheckpoint> {
         (bert, Some(deberta), shape, mp, tv)
     };
     let max_len = max_positions.saturating_sub(shape.position_offset);
-    notes.push(format!(
-        "max window {max_len} tokens: max_position_embeddings {max_positions}{}",
+    let max_len_source = format!(
+        "max_position_embeddings {max_positions}{}",
         if shape.position_offset > 0 {
             format!(" − offset {}", shape.position_offset)
         } else {
             String::new()
         }
-    ));
+    );
+    notes.push(format!("max window {max_len} tokens: {max_len_source}"));
     let uses_token_types = type_vocab > 1;
     if !uses_token_types {
         notes.push(format!(
@@ -321,6 +325,7 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<HfCheckpoint> {
         settings: CheckpointSettings {
             architecture: arch,
             max_len,
+            max_len_source,
             position_offset: shape.position_offset,
             uses_token_types,
             trained_no_answer: false,
@@ -343,30 +348,9 @@ pub(crate) fn load_weights(dir: &Path, device: &Device) -> Result<(TensorMap, Pa
     let (raw, source) = if single.is_file() {
         (read(&single)?, single)
     } else if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|e| EncoderError::io(&index, e))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| EncoderError::Config {
-                path: index.clone(),
-                detail: e.to_string(),
-            })?;
-        let map = json
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| EncoderError::Config {
-                path: index.clone(),
-                detail: "field `weight_map` missing or not an object".into(),
-            })?;
-        let mut shards: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
-        shards.sort_unstable();
-        shards.dedup();
+        let (shards, tensor_names) = read_shard_index(&index)?;
         let mut all = HashMap::new();
         for shard in shards {
-            if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
-                return Err(EncoderError::Config {
-                    path: index.clone(),
-                    detail: format!("shard name {shard:?} is not a file name"),
-                });
-            }
             let path = dir.join(shard);
             if !path.is_file() {
                 return Err(EncoderError::MissingFile {
@@ -376,11 +360,11 @@ pub(crate) fn load_weights(dir: &Path, device: &Device) -> Result<(TensorMap, Pa
             }
             all.extend(read(&path)?);
         }
-        for name in map.keys() {
-            if !all.contains_key(name) {
+        for name in tensor_names {
+            if !all.contains_key(&name) {
                 return Err(EncoderError::MissingTensor {
                     path: index.clone(),
-                    name: name.clone(),
+                    name,
                 });
             }
         }
@@ -395,6 +379,42 @@ pub(crate) fn load_weights(dir: &Path, device: &Device) -> Result<(TensorMap, Pa
         out.insert(k, t.to_dtype(DType::F32)?);
     }
     Ok((out, source))
+}
+
+/// The shard file names (sorted, each once) and the tensor names of a
+/// sharded checkpoint's `model.safetensors.index.json`; a shard name that
+/// is not a plain file name is an error.
+pub(crate) fn read_shard_index(index: &Path) -> Result<(Vec<String>, Vec<String>)> {
+    let text = std::fs::read_to_string(index).map_err(|e| EncoderError::io(index, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| EncoderError::Config {
+            path: index.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| EncoderError::Config {
+            path: index.to_path_buf(),
+            detail: "field `weight_map` missing or not an object".into(),
+        })?;
+    let mut shards: Vec<String> = map
+        .values()
+        .filter_map(|v| v.as_str())
+        .map(str::to_string)
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    if let Some(bad) = shards
+        .iter()
+        .find(|s| s.is_empty() || s.contains('/') || s.contains('\\') || s.starts_with('.'))
+    {
+        return Err(EncoderError::Config {
+            path: index.to_path_buf(),
+            detail: format!("shard name {bad:?} is not a file name"),
+        });
+    }
+    Ok((shards, map.keys().cloned().collect()))
 }
 
 /// Splits a checkpoint's tensors into the body's (prefix removed, old

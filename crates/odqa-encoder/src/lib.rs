@@ -32,6 +32,10 @@
 //!   directories as transformers saves them (sharded safetensors,
 //!   `tokenizer.json` or `vocab.txt`).
 //!
+//! - **Hugging Face hub checkpoints** ([`hub`]): `hf:ORG/NAME[@REVISION]`
+//!   found in the standard Hugging Face cache (`HF_HOME`), downloaded into
+//!   it with `hf-hub` unless `HF_HUB_OFFLINE` is set.
+//!
 //! - **Running on the CPU** ([`cpu`]): odqa's own kernels for the BERT
 //!   forward pass — no padding computed, attention in parallel, vectorized
 //!   softmax/GELU/LayerNorm — with the linear layers at f32, bf16
@@ -50,6 +54,7 @@ mod encoder;
 mod error;
 mod fetch;
 pub mod hf;
+pub mod hub;
 pub mod prune;
 mod qa;
 mod quant;
@@ -72,6 +77,7 @@ pub use fetch::{
 pub use hf::{
     Architecture, CheckpointSettings, SAFETENSORS_INDEX_FILE, TOKENIZER_CONFIG_FILE, VOCAB_FILE,
 };
+pub use hub::{HubCheckpoint, HubModelId, HubOrigin, HubSettings, ReaderLocation};
 pub use prune::{kept_ids, prune_model, PruneReport};
 pub use qa::{QaModel, SpanLogits, QA_HEAD_FILE};
 

@@ -192,6 +192,23 @@ impl QaModel {
         self.settings.as_ref().map(|s| s.max_len)
     }
 
+    /// Checks that windows of `max_len` tokens (special tokens included)
+    /// fit the checkpoint: longer than its position embeddings allow
+    /// ([`CheckpointSettings::max_len`]) is [`EncoderError::WindowTooLong`],
+    /// never a silent cut. odqa's own readers (no settings) are not checked
+    /// here.
+    pub fn check_window(&self, max_len: usize) -> Result<()> {
+        match &self.settings {
+            Some(s) if max_len > s.max_len => Err(EncoderError::WindowTooLong {
+                dir: self.dir.clone(),
+                asked: max_len,
+                allowed: s.max_len,
+                why: s.max_len_source.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// odqa's trained reader in `reader_dir` on top of the base model in
     /// `base_dir` (multilingual-e5-small, or a pruned copy of it: the word
     /// embeddings are the base model's own).

@@ -68,3 +68,52 @@ pub fn write_random_bert_qa(dir: &Path, vocab_size: usize, architecture: &str) -
     candle_core::safetensors::save(&tensors, dir.join(SAFETENSORS_FILE))?;
     Ok(())
 }
+
+/// Lays out the files of checkpoint directory `src` in the Hugging Face
+/// hub cache `cache` (the directory holding `models--…`) as `hf-hub` and
+/// `huggingface_hub` do: contents under `blobs/` (named by their SHA-256),
+/// `snapshots/<commit>/<name>` linking to them (copies where links are not
+/// available), and `refs/<branch>` holding `commit` for each of
+/// `branches`. Returns the snapshot directory.
+pub fn write_hub_cache(
+    cache: &Path,
+    repo: &str,
+    commit: &str,
+    branches: &[&str],
+    src: &Path,
+) -> Result<std::path::PathBuf> {
+    let repo_dir = cache.join(format!("models--{}", repo.replace('/', "--")));
+    let blobs = repo_dir.join("blobs");
+    let snapshot = repo_dir.join("snapshots").join(commit);
+    for dir in [&blobs, &snapshot] {
+        std::fs::create_dir_all(dir).map_err(|e| EncoderError::io(dir, e))?;
+    }
+    let entries = std::fs::read_dir(src).map_err(|e| EncoderError::io(src, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| EncoderError::io(src, e))?;
+        let from = entry.path();
+        if !from.is_file() {
+            continue;
+        }
+        let blob = blobs.join(crate::fetch::sha256_file(&from)?);
+        std::fs::copy(&from, &blob).map_err(|e| EncoderError::io(&blob, e))?;
+        let link = snapshot.join(entry.file_name());
+        let _ = std::fs::remove_file(&link);
+        #[cfg(unix)]
+        let linked = std::os::unix::fs::symlink(
+            Path::new("../../blobs").join(blob.file_name().unwrap_or_default()),
+            &link,
+        );
+        #[cfg(not(unix))]
+        let linked = std::fs::copy(&blob, &link).map(|_| ());
+        linked.map_err(|e| EncoderError::io(&link, e))?;
+    }
+    for branch in branches {
+        let path = repo_dir.join("refs").join(branch);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| EncoderError::io(parent, e))?;
+        }
+        std::fs::write(&path, commit).map_err(|e| EncoderError::io(&path, e))?;
+    }
+    Ok(snapshot)
+}

@@ -69,6 +69,8 @@ impl Reader {
         options.windows.validate()?;
         options.scoring.validate()?;
         let model = QaModel::load_at(model_dir, device, options.precision)?;
+        // A Hugging Face checkpoint's position embeddings bound the window.
+        model.check_window(options.windows.max_len)?;
         let pad_id = pad_id(model.tokenizer()).unwrap_or(0);
         // Fails early on a tokenizer without the special tokens windows need.
         Windower::new(model.tokenizer(), options.windows)?;

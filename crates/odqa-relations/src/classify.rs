@@ -226,6 +226,7 @@ impl RelationClassifier<QaModel> {
     ) -> Result<Self> {
         options.validate()?;
         let model = QaModel::load_at(dir, device, precision)?;
+        model.check_window(options.windows.max_len)?;
         Self::new(model, options)
     }
 }

@@ -370,13 +370,15 @@ struct SearchArgs {
 
 #[derive(Args, Clone)]
 struct ReaderArgs {
-    /// A QA model directory: odqa's trained Korean reader (default; deltas on
-    /// the fetched multilingual-e5-small), a Hugging Face
-    /// BertForQuestionAnswering checkpoint (config.json, tokenizer.json,
-    /// model.safetensors), or a base model with qa-head.safetensors.
+    /// A QA model: odqa's trained Korean reader (default; deltas on the
+    /// fetched multilingual-e5-small), a Hugging Face *ForQuestionAnswering
+    /// checkpoint directory (BERT, RoBERTa, XLM-R, ELECTRA, DeBERTa-v2), a
+    /// hub checkpoint hf:ORG/NAME[@REVISION] (the Hugging Face cache,
+    /// HF_HOME; HF_HUB_OFFLINE=1 reads the cache only), or a base model with
+    /// qa-head.safetensors.
     #[arg(
         long,
-        value_name = "DIR",
+        value_name = "DIR|hf:ORG/NAME[@REV]",
         env = "ODQA_READER",
         default_value = "models/odqa-reader-ko"
     )]
@@ -457,9 +459,10 @@ enum BenchCommand {
     /// Reader throughput: forward passes over full-length windows of Korean
     /// text at several batch sizes (`--embed`: passage embeddings instead).
     Reader {
+        /// A QA model directory or hf:ORG/NAME[@REVISION] (as for `read`).
         #[arg(
             long,
-            value_name = "DIR",
+            value_name = "DIR|hf:ORG/NAME[@REV]",
             default_value = "models/odqa-reader-ko",
             env = "ODQA_READER"
         )]

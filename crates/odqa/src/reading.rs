@@ -11,8 +11,25 @@ use odqa_pipeline::{AskOptions, AskResult, Pipeline, Reader, ReaderOptions};
 
 use crate::ReaderArgs;
 
+/// The directory a `--reader` value names: itself, or for
+/// `hf:ORG/NAME[@REVISION]` the checkpoint's snapshot in the Hugging Face
+/// cache (`HF_HOME`; downloaded into it unless `HF_HUB_OFFLINE` is set).
+pub(crate) fn reader_dir(arg: &Path) -> Result<PathBuf> {
+    match odqa_encoder::ReaderLocation::parse(arg)? {
+        odqa_encoder::ReaderLocation::Dir(dir) => Ok(dir),
+        odqa_encoder::ReaderLocation::Hub(id) => {
+            let mut settings = odqa_encoder::HubSettings::from_env()?;
+            settings.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let found = id.resolve(&settings)?;
+            eprintln!("reader {}", found.describe());
+            Ok(found.dir)
+        }
+    }
+}
+
 impl ReaderArgs {
     pub(crate) fn load(&self) -> Result<Reader> {
+        let dir = reader_dir(&self.reader)?;
         let mut options = ReaderOptions::default();
         options.windows.max_len = self.max_len;
         options.windows.doc_stride = self.doc_stride;
@@ -21,10 +38,15 @@ impl ReaderArgs {
         options.precision = crate::precision();
         // odqa's reader was trained with "no answer" at position 0: its
         // probabilities are normalised over the passage tokens and that position.
-        options.scoring.allow_no_answer = odqa_encoder::is_delta_reader(&self.reader);
-        let reader = Reader::load(&self.reader, options, &crate::device())
-            .with_context(|| format!("loading the reader from {}", self.reader.display()))?;
+        options.scoring.allow_no_answer = odqa_encoder::is_delta_reader(&dir);
+        let reader = Reader::load(&dir, options, &crate::device())
+            .with_context(|| format!("loading the reader from {}", dir.display()))?;
         crate::report_precision("reader", reader.model().precision());
+        if let Some(settings) = reader.model().settings() {
+            for note in &settings.notes {
+                eprintln!("reader: {note}");
+            }
+        }
         if self.no_trim {
             return Ok(reader);
         }
@@ -547,10 +569,11 @@ pub fn throughput(args: &Throughput) -> Result<()> {
                 .with_context(|| format!("loading {}", dir.display()))?,
         )
     } else {
-        Timed::Reader(
-            odqa_encoder::QaModel::load_at(args.reader, &crate::device(), crate::precision())
-                .with_context(|| format!("loading {}", args.reader.display()))?,
-        )
+        let dir = reader_dir(args.reader)?;
+        let model = odqa_encoder::QaModel::load_at(&dir, &crate::device(), crate::precision())
+            .with_context(|| format!("loading {}", dir.display()))?;
+        model.check_window(args.seq_len)?;
+        Timed::Reader(model)
     };
     crate::report_precision(
         if args.embed { "encoder" } else { "reader" },

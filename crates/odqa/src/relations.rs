@@ -109,13 +109,9 @@ fn load(reader: &ReaderArgs, relations: &RelationArgs) -> Result<RelationClassif
     options.batch_size = reader.batch_size;
     options.questions_per_relation = relations.questions_per_relation;
     options.all_relations = relations.all_relations;
-    let classifier = RelationClassifier::load(
-        &reader.reader,
-        options,
-        &crate::device(),
-        crate::precision(),
-    )
-    .with_context(|| format!("loading the reader from {}", reader.reader.display()))?;
+    let dir = crate::reading::reader_dir(&reader.reader)?;
+    let classifier = RelationClassifier::load(&dir, options, &crate::device(), crate::precision())
+        .with_context(|| format!("loading the reader from {}", dir.display()))?;
     crate::report_precision("reader", classifier.model().precision());
     Ok(classifier)
 }

@@ -65,10 +65,11 @@ pub fn run(args: &ServeArgs, index: PathBuf, dictionary: &DictionarySource) -> R
             index.display()
         );
     }
-    if !args.reader.reader.is_dir() {
+    let reader_dir = crate::reading::reader_dir(&args.reader.reader)?;
+    if !reader_dir.is_dir() {
         bail!(
-            "no reader model at {}: pass --reader DIR (or set ODQA_READER)",
-            args.reader.reader.display()
+            "no reader model at {}: pass --reader DIR or hf:ORG/NAME (or set ODQA_READER)",
+            reader_dir.display()
         );
     }
     if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
@@ -97,7 +98,8 @@ pub fn run(args: &ServeArgs, index: PathBuf, dictionary: &DictionarySource) -> R
     };
     config.validate()?;
     let retrieval = args.retrieval.clone();
-    let reader = args.reader.clone();
+    let mut reader = args.reader.clone();
+    reader.reader = reader_dir;
     let dictionary = dictionary.clone();
     let loader = move || -> Result<Pipeline, odqa_serve::LoadError> {
         let retriever = retrieval
