@@ -139,9 +139,10 @@ pub(crate) struct HfCheckpoint {
     pub settings: CheckpointSettings,
 }
 
-/// Whether `dir` holds a Hugging Face `*ForQuestionAnswering` checkpoint
-/// (rather than odqa's own reader layouts): its config names a QA class or
-/// a known `model_type` and it has no E5S1 weights.
+/// Reads the `config.json` of a Hugging Face `*ForQuestionAnswering`
+/// checkpoint in `dir`: the [`Architecture`] from `architectures` (else
+/// `model_type`), the body's config and the settings it implies; a missing
+/// config or an architecture odqa cannot run is an error naming it.
 pub(crate) fn read_checkpoint(dir: &Path) -> Result<HfCheckpoint> {
     let path = dir.join(CONFIG_FILE);
     if !path.is_file() {

@@ -13,7 +13,7 @@ use crate::cpu::{Precision, PrecisionChoice, StageTimes};
 use crate::delta::{apply_delta, delta_path, is_delta_reader, ReaderManifest};
 use crate::encoder::{
     backbone_from_body, backbone_from_tensors, load_backbone, load_config, load_f32_tensors,
-    load_tokenizer, Backbone, Hidden, WeightFormat, SAFETENSORS_FILE,
+    load_tokenizer, Backbone, Hidden, WeightFormat,
 };
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, WEIGHTS_FILE};
@@ -24,8 +24,9 @@ use crate::hf::{
 /// The head of odqa's own reader, beside the base model's E5S1 weights.
 pub const QA_HEAD_FILE: &str = "qa-head.safetensors";
 
-/// Architectures whose QA checkpoints load here: BERT layout with absolute
-/// positions from 0.
+/// What the config of odqa's reader layout (base weights + [`QA_HEAD_FILE`])
+/// may name besides the base `BertModel`; other Hugging Face QA classes load
+/// through [`QaModel::load_hf`].
 const SUPPORTED_ARCHITECTURES: &[&str] = &["BertForQuestionAnswering"];
 
 /// Start and end logits of a batch, row-major `[batch × seq_len]`.
@@ -79,33 +80,28 @@ impl QaModel {
             return Self::load_delta_at(dir, &base, device, precision);
         }
         let config_path = dir.join(CONFIG_FILE);
-        // odqa's reader layout keeps the base model's config (BertModel).
-        let reader_layout = dir.join(WEIGHTS_FILE).is_file();
-        if !reader_layout {
+        // odqa's reader layout: the base model's weights (its config says
+        // BertModel) with the QA head in a file of its own beside them.
+        if !dir.join(WEIGHTS_FILE).is_file() {
             return Self::load_hf(dir, device, precision);
         }
-        check_architecture(&config_path, reader_layout)?;
+        check_architecture(&config_path)?;
         let config = load_config(&config_path)?;
-        let (backbone, mut heads, precision) =
+        let (backbone, _, precision) =
             load_backbone(dir, &config, WeightFormat::F32, precision, device)?;
-        let head_source = if reader_layout {
-            let head_path = dir.join(QA_HEAD_FILE);
-            if !head_path.is_file() {
-                return Err(EncoderError::MissingTensor {
-                    path: head_path,
-                    name: "qa_outputs.weight (the reader head file is missing)".into(),
-                });
+        let head_source = dir.join(QA_HEAD_FILE);
+        if !head_source.is_file() {
+            return Err(EncoderError::MissingTensor {
+                path: head_source,
+                name: "qa_outputs.weight (the reader head file is missing)".into(),
+            });
+        }
+        let mut heads = candle_core::safetensors::load(&head_source, device).map_err(|e| {
+            EncoderError::Config {
+                path: head_source.clone(),
+                detail: format!("cannot read safetensors: {e}"),
             }
-            heads = candle_core::safetensors::load(&head_path, device).map_err(|e| {
-                EncoderError::Config {
-                    path: head_path.clone(),
-                    detail: format!("cannot read safetensors: {e}"),
-                }
-            })?;
-            head_path
-        } else {
-            dir.join(SAFETENSORS_FILE)
-        };
+        })?;
         let qa_outputs = qa_head(&mut heads, &head_source, config.hidden_size)?;
         Ok(QaModel {
             backbone,
@@ -343,7 +339,7 @@ fn head_rows(head: &Linear) -> Result<(Vec<f32>, Vec<f32>, [f32; 2])> {
     Ok((w[0].clone(), w[1].clone(), [b[0], b[1]]))
 }
 
-fn check_architecture(config_path: &Path, base_allowed: bool) -> Result<()> {
+fn check_architecture(config_path: &Path) -> Result<()> {
     let bytes = std::fs::read(config_path).map_err(|e| EncoderError::io(config_path, e))?;
     let json: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| EncoderError::Config {
@@ -355,8 +351,7 @@ fn check_architecture(config_path: &Path, base_allowed: bool) -> Result<()> {
         .and_then(|a| a.as_array())
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    let supported =
-        |a: &&str| SUPPORTED_ARCHITECTURES.contains(a) || (base_allowed && *a == "BertModel");
+    let supported = |a: &&str| SUPPORTED_ARCHITECTURES.contains(a) || *a == "BertModel";
     match architectures.iter().find(|a| !supported(a)) {
         Some(other) => Err(EncoderError::UnsupportedModel {
             path: config_path.to_path_buf(),

@@ -38,7 +38,8 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `malformed_json`, `invalid_body`,
     /// `invalid_argument`, `empty_question`, `question_too_long`,
     /// `empty_context`, `context_too_long`, `top_k_out_of_range`,
-    /// `mode_unavailable`, `empty_query`, `object_not_in_sentence`,
+    /// `mode_unavailable`, `empty_query`, `subject_not_in_sentence`,
+    /// `object_not_in_sentence`,
     /// `payload_too_large`, `unsupported_media_type`,
     /// `not_found`, `method_not_allowed`, `not_ready`, `overloaded`,
     /// `timeout`, `not_implemented`, `internal`.

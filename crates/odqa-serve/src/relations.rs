@@ -134,6 +134,14 @@ pub(crate) fn run(
     }
     let subject_type = SubjectType::from_klue(subject_type.as_deref().unwrap_or(""));
     let subject = subject.trim().to_string();
+    // Relations of a subject the sentence does not mention would be
+    // answers about nothing; an empty sentence is the reader's error.
+    if !sentence.trim().is_empty() && !sentence.contains(&subject) {
+        return Err(ApiError::invalid(
+            "subject_not_in_sentence",
+            format!("`subject` {subject:?} does not occur in `sentence` as written"),
+        ));
+    }
     let mut response = RelationsResponse {
         sentence: String::new(),
         subject: subject.clone(),
@@ -152,7 +160,7 @@ pub(crate) fn run(
             let (start, end) = find_chars(&sentence, &object).ok_or_else(|| {
                 ApiError::invalid(
                     "object_not_in_sentence",
-                    "`object` must occur in `sentence` as written",
+                    format!("`object` {object:?} does not occur in `sentence` as written"),
                 )
             })?;
             let scores = classifier.score_object(&sentence, &subject, subject_type, start..end)?;

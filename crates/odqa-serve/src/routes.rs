@@ -514,7 +514,7 @@ async fn read(
     responses(
         (status = 200, description = "The relation of subject and object, or the subject's relations found in the sentence", body = RelationsResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 422, description = "Wrong types, empty or oversized fields, an object not in the sentence", body = ErrorBody),
+        (status = 422, description = "Wrong types, empty or oversized fields, a subject or object not in the sentence", body = ErrorBody),
         (status = 501, description = "The loaded reader cannot classify relations", body = ErrorBody),
         (status = 503, description = "Loading, or too many requests in flight", body = ErrorBody),
         (status = 504, description = "Took longer than the request timeout", body = ErrorBody)

@@ -235,6 +235,16 @@ async fn relations_classify_and_extract() {
             "object_not_in_sentence",
         ),
         (
+            json!({"sentence": sentence, "subject": "세종대왕"}),
+            422,
+            "subject_not_in_sentence",
+        ),
+        (
+            json!({"sentence": sentence, "subject": "세종대왕", "object": "한성"}),
+            422,
+            "subject_not_in_sentence",
+        ),
+        (
             json!({"sentence": sentence, "subject": "이순신", "threshold": 1.5}),
             422,
             "invalid_argument",
@@ -242,6 +252,16 @@ async fn relations_classify_and_extract() {
     ] {
         assert_error(server.post("/v1/relations", body).await, status, code).await;
     }
+    // The error names the subject that is missing.
+    let response = server
+        .post(
+            "/v1/relations",
+            json!({"sentence": sentence, "subject": "세종대왕"}),
+        )
+        .await;
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("세종대왕"), "{body}");
     server.stop().await.unwrap();
 }
 
