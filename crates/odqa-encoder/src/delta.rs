@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 
-use crate::encoder::TensorMap;
+use crate::encoder::{read_safetensors, TensorMap};
 use crate::error::{EncoderError, Result};
 
 /// Describes a reader directory.
@@ -71,11 +71,7 @@ pub fn is_delta_reader(dir: &Path) -> bool {
 
 /// Applies the deltas of `path` to `base` in place; returns the head tensors.
 pub(crate) fn apply_delta(base: &mut TensorMap, path: &Path, device: &Device) -> Result<TensorMap> {
-    let delta =
-        candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| EncoderError::Config {
-            path: path.to_path_buf(),
-            detail: format!("cannot read safetensors: {e}"),
-        })?;
+    let delta = read_safetensors(path, &Device::Cpu)?;
     let shape_err = |name: &str, detail: String| EncoderError::ShapeMismatch {
         path: path.to_path_buf(),
         name: name.to_string(),

@@ -507,11 +507,17 @@ fn bert_from_tensors(
 /// renaming old-style `LayerNorm.gamma`/`beta` to `weight`/`bias`.
 pub type TensorMap = HashMap<String, Tensor>;
 
-fn load_safetensors(path: &Path, device: &Device) -> Result<(TensorMap, TensorMap)> {
-    let raw = candle_core::safetensors::load(path, device).map_err(|e| EncoderError::Config {
+/// Every tensor of one safetensors file as stored; an unreadable file is
+/// an error naming it.
+pub(crate) fn read_safetensors(path: &Path, device: &Device) -> Result<TensorMap> {
+    candle_core::safetensors::load(path, device).map_err(|e| EncoderError::Config {
         path: path.to_path_buf(),
         detail: format!("cannot read safetensors: {e}"),
-    })?;
+    })
+}
+
+fn load_safetensors(path: &Path, device: &Device) -> Result<(TensorMap, TensorMap)> {
+    let raw = read_safetensors(path, device)?;
     let prefixed = raw.keys().any(|k| k.starts_with("bert.embeddings."));
     let mut out = HashMap::with_capacity(raw.len());
     let mut heads = HashMap::new();

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokenizers::Tokenizer;
 
 use crate::cpu::BodyShape;
-use crate::encoder::{config_from_value, TensorMap, SAFETENSORS_FILE};
+use crate::encoder::{config_from_value, read_safetensors, TensorMap, SAFETENSORS_FILE};
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, TOKENIZER_FILE};
 
@@ -340,12 +340,7 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Result<HfCheckpoint> {
 pub(crate) fn load_weights(dir: &Path, device: &Device) -> Result<(TensorMap, PathBuf)> {
     let single = dir.join(SAFETENSORS_FILE);
     let index = dir.join(SAFETENSORS_INDEX_FILE);
-    let read = |path: &Path| -> Result<TensorMap> {
-        candle_core::safetensors::load(path, device).map_err(|e| EncoderError::Config {
-            path: path.to_path_buf(),
-            detail: format!("cannot read safetensors: {e}"),
-        })
-    };
+    let read = |path: &Path| read_safetensors(path, device);
     let (raw, source) = if single.is_file() {
         (read(&single)?, single)
     } else if index.is_file() {

@@ -13,7 +13,7 @@ use crate::cpu::{Precision, PrecisionChoice, StageTimes};
 use crate::delta::{apply_delta, delta_path, is_delta_reader, ReaderManifest};
 use crate::encoder::{
     backbone_from_body, backbone_from_tensors, load_backbone, load_config, load_f32_tensors,
-    load_tokenizer, Backbone, Hidden, WeightFormat,
+    load_tokenizer, read_safetensors, Backbone, Hidden, WeightFormat,
 };
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, WEIGHTS_FILE};
@@ -96,12 +96,7 @@ impl QaModel {
                 name: "qa_outputs.weight (the reader head file is missing)".into(),
             });
         }
-        let mut heads = candle_core::safetensors::load(&head_source, device).map_err(|e| {
-            EncoderError::Config {
-                path: head_source.clone(),
-                detail: format!("cannot read safetensors: {e}"),
-            }
-        })?;
+        let mut heads = read_safetensors(&head_source, device)?;
         let qa_outputs = qa_head(&mut heads, &head_source, config.hidden_size)?;
         Ok(QaModel {
             backbone,
