@@ -190,10 +190,7 @@ impl Encoder {
                 path: model_dir.join(TOKENIZER_FILE),
                 detail: e.to_string(),
             })?;
-        let pad_id = tokenizer
-            .token_to_id("<pad>")
-            .or_else(|| tokenizer.token_to_id("[PAD]"))
-            .unwrap_or(config.pad_token_id as u32);
+        let pad_id = pad_id(&tokenizer, config.pad_token_id);
         Ok(Encoder {
             model,
             precision,
@@ -509,6 +506,14 @@ pub type TensorMap = HashMap<String, Tensor>;
 
 /// Every tensor of one safetensors file as stored; an unreadable file is
 /// an error naming it.
+/// What a model's inputs are padded with: the tokenizer's own padding id
+/// (its padding params, `<pad>` or `[PAD]`), else the config's
+/// `pad_token_id`. The one rule for every model here (attention masks
+/// padding out, but RoBERTa-style positions count non-pad ids).
+pub(crate) fn pad_id(tokenizer: &Tokenizer, config_pad_token_id: usize) -> u32 {
+    odqa_reader::pad_id(tokenizer).unwrap_or(config_pad_token_id as u32)
+}
+
 pub(crate) fn read_safetensors(path: &Path, device: &Device) -> Result<TensorMap> {
     candle_core::safetensors::load(path, device).map_err(|e| EncoderError::Config {
         path: path.to_path_buf(),

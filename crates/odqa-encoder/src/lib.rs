@@ -78,8 +78,9 @@ pub use hf::{
     Architecture, CheckpointSettings, SAFETENSORS_INDEX_FILE, TOKENIZER_CONFIG_FILE, VOCAB_FILE,
 };
 pub use hub::{HubCheckpoint, HubModelId, HubOrigin, HubSettings, ReaderLocation};
+pub use odqa_reader::SpanLogits;
 pub use prune::{kept_ids, prune_model, PruneReport};
-pub use qa::{QaModel, SpanLogits, QA_HEAD_FILE};
+pub use qa::{QaModel, QA_HEAD_FILE};
 
 /// The device named by `spec`: `cpu`, `cuda` (GPU 0) or `cuda:N`.
 pub fn device(spec: &str) -> Result<Device> {

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use candle_nn::{Linear, Module};
+use odqa_reader::{Batch, SpanLogits, SpanModel, Window};
 use tokenizers::Tokenizer;
 
 use crate::cpu::{Precision, PrecisionChoice, StageTimes};
 use crate::delta::{apply_delta, delta_path, is_delta_reader, ReaderManifest};
 use crate::encoder::{
     backbone_from_body, backbone_from_tensors, load_backbone, load_config, load_f32_tensors,
-    load_tokenizer, read_safetensors, Backbone, Hidden, WeightFormat,
+    load_tokenizer, pad_id, read_safetensors, Backbone, Hidden, WeightFormat,
 };
 use crate::error::{EncoderError, Result};
 use crate::fetch::{CONFIG_FILE, WEIGHTS_FILE};
@@ -29,15 +30,6 @@ pub const QA_HEAD_FILE: &str = "qa-head.safetensors";
 /// through [`QaModel::load_hf`].
 const SUPPORTED_ARCHITECTURES: &[&str] = &["BertForQuestionAnswering"];
 
-/// Start and end logits of a batch, row-major `[batch × seq_len]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpanLogits {
-    pub start: Vec<f32>,
-    pub end: Vec<f32>,
-    pub batch: usize,
-    pub seq_len: usize,
-}
-
 /// A span-extraction model and its tokenizer.
 pub struct QaModel {
     backbone: Backbone,
@@ -47,6 +39,8 @@ pub struct QaModel {
     /// weights, then the two biases.
     head_rows: (Vec<f32>, Vec<f32>, [f32; 2]),
     tokenizer: Tokenizer,
+    /// What windows are padded with ([`pad_id`]).
+    pad_id: u32,
     device: Device,
     dir: PathBuf,
     settings: Option<CheckpointSettings>,
@@ -98,12 +92,14 @@ impl QaModel {
         }
         let mut heads = read_safetensors(&head_source, device)?;
         let qa_outputs = qa_head(&mut heads, &head_source, config.hidden_size)?;
+        let tokenizer = load_tokenizer(dir)?;
         Ok(QaModel {
             backbone,
             precision,
             head_rows: head_rows(&qa_outputs)?,
             qa_outputs,
-            tokenizer: load_tokenizer(dir)?,
+            pad_id: pad_id(&tokenizer, config.pad_token_id),
+            tokenizer,
             device: device.clone(),
             dir: dir.to_path_buf(),
             settings: None,
@@ -162,6 +158,7 @@ impl QaModel {
             precision,
             head_rows: head_rows(&qa_outputs)?,
             qa_outputs,
+            pad_id: pad_id(&tokenizer, ckpt.bert.pad_token_id),
             tokenizer,
             device: device.clone(),
             dir: dir.to_path_buf(),
@@ -221,12 +218,14 @@ impl QaModel {
         let mut heads = apply_delta(&mut tensors, &delta, device)?;
         let qa_outputs = qa_head(&mut heads, &delta, config.hidden_size)?;
         let (backbone, precision) = backbone_from_tensors(tensors, &config, precision, device)?;
+        let tokenizer = load_tokenizer(base_dir)?;
         Ok(QaModel {
             backbone,
             precision,
             head_rows: head_rows(&qa_outputs)?,
             qa_outputs,
-            tokenizer: load_tokenizer(base_dir)?,
+            pad_id: pad_id(&tokenizer, config.pad_token_id),
+            tokenizer,
             device: device.clone(),
             dir: reader_dir.to_path_buf(),
             settings: None,
@@ -236,6 +235,23 @@ impl QaModel {
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// What windows are padded with: the tokenizer's padding token, else
+    /// the config's `pad_token_id`.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Start/end logits of `batch` ([`Batch::pack`] with [`QaModel::pad_id`]).
+    pub fn batch_logits(&self, batch: &Batch) -> Result<SpanLogits> {
+        self.logits(
+            &batch.input_ids,
+            &batch.attention_mask,
+            &batch.token_type_ids,
+            batch.size,
+            batch.seq_len,
+        )
     }
 
     /// The precision the model runs at, and why it was chosen.
@@ -382,4 +398,17 @@ fn qa_head(heads: &mut HashMap<String, Tensor>, path: &Path, hidden: usize) -> R
         });
     }
     Ok(Linear::new(weight, Some(bias)))
+}
+
+/// odqa's reading engine drives the candle model through this seam
+/// (`odqa_reader::run_windows`).
+impl SpanModel for QaModel {
+    fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    fn span_logits(&self, windows: &[Window]) -> odqa_reader::Result<SpanLogits> {
+        self.batch_logits(&Batch::pack(windows, self.pad_id))
+            .map_err(|e| odqa_reader::ReaderError::Model(Box::new(e)))
+    }
 }

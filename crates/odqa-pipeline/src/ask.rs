@@ -2,14 +2,15 @@ use std::time::Instant;
 
 use odqa_index::Hit;
 
-use crate::retrieve::Retriever;
+use crate::retrieve::{RetrievalMode, Retriever};
 use serde::{Deserialize, Serialize};
 
+use odqa_encoder::QaModel;
 use odqa_reader::fusion::{
     can_stop, check_weight, rank_answers, reading_batches, FusedEvidence, FusionSettings,
     ReadPassage,
 };
-use odqa_reader::Window;
+use odqa_reader::{SpanModel, Window};
 
 use crate::reader::Reader;
 use crate::{PipelineError, Result};
@@ -120,6 +121,9 @@ pub struct PipelineAnswer {
 pub struct StageTimings {
     pub retrieve_ms: f64,
     pub read_ms: f64,
+    /// Of `read_ms`: making the windows (tokenizing question and passages).
+    #[serde(default)]
+    pub tokenize_ms: f64,
     pub windows: usize,
     /// Passages read (fewer than retrieved when reading stopped early).
     #[serde(default)]
@@ -142,42 +146,62 @@ pub struct AskResult {
 }
 
 /// An index and a reader, loaded once and shared by every question.
-pub struct Pipeline {
+pub struct Pipeline<M = QaModel> {
     retriever: Retriever,
-    reader: Reader,
+    reader: Reader<M>,
 }
 
-impl Pipeline {
-    pub fn new(retriever: Retriever, reader: Reader) -> Self {
+impl<M: SpanModel> Pipeline<M> {
+    pub fn new(retriever: Retriever, reader: Reader<M>) -> Self {
         Pipeline { retriever, reader }
+    }
+
+    /// The same pipeline with its reader's model wrapped
+    /// ([`Reader::try_map_model`]).
+    pub fn try_map_model<N: SpanModel, E>(
+        self,
+        wrap: impl FnOnce(M) -> std::result::Result<N, E>,
+    ) -> std::result::Result<Pipeline<N>, E> {
+        Ok(Pipeline {
+            retriever: self.retriever,
+            reader: self.reader.try_map_model(wrap)?,
+        })
     }
 
     pub fn retriever(&self) -> &Retriever {
         &self.retriever
     }
 
-    pub fn reader(&self) -> &Reader {
+    pub fn reader(&self) -> &Reader<M> {
         &self.reader
     }
 
     /// Retrieves the top passages for `question` and reads them (stopping
     /// early when `options.early_stop` and the bound allows).
     pub fn ask(&self, question: &str, options: &AskOptions) -> Result<AskResult> {
+        self.ask_in(question, options, self.retriever.options().mode)
+    }
+
+    /// [`Pipeline::ask`] retrieving in `mode` instead of the retriever's own.
+    pub fn ask_in(
+        &self,
+        question: &str,
+        options: &AskOptions,
+        mode: RetrievalMode,
+    ) -> Result<AskResult> {
         options.validate()?;
         let started = Instant::now();
-        let hits = self.retriever.retrieve(question, options.top_k)?;
+        let hits = self
+            .retriever
+            .retrieve_with(question, options.top_k, mode)?;
         let retrieve_ms = started.elapsed().as_secs_f64() * 1e3;
         let started = Instant::now();
-        let read = self.read_hits(question, &hits, Some(options))?;
+        let (read, tokenize_s) = self.read_hits_timed(question, &hits, Some(options))?;
         let read_ms = started.elapsed().as_secs_f64() * 1e3;
-        Ok(AskResult::from_passages(
-            question,
-            hits,
-            &read,
-            options,
-            retrieve_ms,
-            read_ms,
-        ))
+        let mut result =
+            AskResult::from_passages(question, hits, &read, options, retrieve_ms, read_ms);
+        result.timings.tokenize_ms = tokenize_s * 1e3;
+        Ok(result)
     }
 
     /// Reads `hits` in retrieval order, in batches of about
@@ -190,12 +214,24 @@ impl Pipeline {
         hits: &[Hit],
         options: Option<&AskOptions>,
     ) -> Result<Vec<ReadPassage>> {
+        Ok(self.read_hits_timed(question, hits, options)?.0)
+    }
+
+    /// [`Pipeline::read_hits`] and the seconds spent making windows.
+    fn read_hits_timed(
+        &self,
+        question: &str,
+        hits: &[Hit],
+        options: Option<&AskOptions>,
+    ) -> Result<(Vec<ReadPassage>, f64)> {
         let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
         let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0.0));
         }
+        let started = Instant::now();
         let windows = self.reader.windows(question, &texts)?;
+        let tokenize_s = started.elapsed().as_secs_f64();
         let mut per_passage = vec![0usize; texts.len()];
         for w in &windows {
             if let Some(n) = per_passage.get_mut(w.passage_index) {
@@ -211,10 +247,7 @@ impl Pipeline {
                 .filter(|w| range.contains(&w.passage_index))
                 .cloned()
                 .collect();
-            let mut spans = Vec::with_capacity(batch.len());
-            for chunk in batch.chunks(self.reader.options().batch_size) {
-                spans.extend(self.reader.score(chunk)?);
-            }
+            let spans = self.reader.score(&batch)?;
             let end = range.end;
             read.extend(self.reader.read_passages(&texts, &scores, range, &spans)?);
             if let Some(o) = options {
@@ -223,7 +256,7 @@ impl Pipeline {
                 }
             }
         }
-        Ok(read)
+        Ok((read, tokenize_s))
     }
 }
 
@@ -330,6 +363,7 @@ impl AskResult {
             timings: StageTimings {
                 retrieve_ms,
                 read_ms,
+                tokenize_ms: 0.0,
                 windows: read.iter().map(|p| p.windows).sum(),
                 passages_read: read.len(),
             },

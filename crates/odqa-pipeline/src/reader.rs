@@ -4,9 +4,9 @@ use std::time::Instant;
 use odqa_analysis::KoreanAnalyzer;
 use odqa_encoder::{Device, Precision, QaModel};
 use odqa_reader::fusion::{ReadPassage, ReadSpan};
-use odqa_reader::spans::score_windows;
 use odqa_reader::{
-    merge_answers, pad_id, Answer, ScoringConfig, Window, WindowConfig, WindowSpans, Windower,
+    merge_answers, score_all, Answer, ScoringConfig, SpanModel, Window, WindowConfig, WindowSpans,
+    Windower,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,34 +51,61 @@ pub struct ReadOutput {
     pub seconds: f64,
 }
 
-/// A span-extraction model with its windowing and scoring settings.
-pub struct Reader {
-    model: QaModel,
+/// A span-extraction model ([`SpanModel`]: candle's [`QaModel`] by
+/// default; the server's queue in front of one) with its windowing and
+/// scoring settings.
+pub struct Reader<M = QaModel> {
+    model: M,
     options: ReaderOptions,
-    pad_id: u32,
     trimmer: Option<KoreanAnalyzer>,
 }
 
-impl Reader {
+impl Reader<QaModel> {
+    /// Loads a reader directory ([`QaModel::load_at`] at the options'
+    /// precision) and checks the options against it.
     pub fn load(model_dir: &Path, options: ReaderOptions, device: &Device) -> Result<Self> {
-        if options.batch_size == 0 {
-            return Err(PipelineError::InvalidOption(
-                "reader batch size must be at least 1".into(),
-            ));
-        }
-        options.windows.validate()?;
-        options.scoring.validate()?;
+        check_options(&options)?;
         let model = QaModel::load_at(model_dir, device, options.precision)?;
         // A Hugging Face checkpoint's position embeddings bound the window.
         model.check_window(options.windows.max_len)?;
-        let pad_id = pad_id(model.tokenizer()).unwrap_or(0);
-        // Fails early on a tokenizer without the special tokens windows need.
+        Reader::new(model, options)
+    }
+}
+
+fn check_options(options: &ReaderOptions) -> Result<()> {
+    if options.batch_size == 0 {
+        return Err(PipelineError::InvalidOption(
+            "reader batch size must be at least 1".into(),
+        ));
+    }
+    options.windows.validate()?;
+    options.scoring.validate()?;
+    Ok(())
+}
+
+impl<M: SpanModel> Reader<M> {
+    /// A reader over `model`; fails on bad options or a tokenizer without
+    /// the special tokens windows need.
+    pub fn new(model: M, options: ReaderOptions) -> Result<Self> {
+        check_options(&options)?;
         Windower::new(model.tokenizer(), options.windows)?;
         Ok(Reader {
             model,
             options,
-            pad_id,
             trimmer: None,
+        })
+    }
+
+    /// The same reader (options, trimmer) over `wrap(model)`: how the
+    /// server puts its batching queue in front of the loaded model.
+    pub fn try_map_model<N: SpanModel, E>(
+        self,
+        wrap: impl FnOnce(M) -> std::result::Result<N, E>,
+    ) -> std::result::Result<Reader<N>, E> {
+        Ok(Reader {
+            model: wrap(self.model)?,
+            options: self.options,
+            trimmer: self.trimmer,
         })
     }
 
@@ -96,7 +123,7 @@ impl Reader {
 
     /// The span model (for callers that ask it other questions, such as
     /// relation classification, without loading it twice).
-    pub fn model(&self) -> &QaModel {
+    pub fn model(&self) -> &M {
         &self.model
     }
 
@@ -104,10 +131,7 @@ impl Reader {
     pub fn read(&self, question: &str, passages: &[&str]) -> Result<ReadOutput> {
         let started = Instant::now();
         let windows = self.windows(question, passages)?;
-        let mut spans = Vec::with_capacity(windows.len());
-        for chunk in windows.chunks(self.options.batch_size) {
-            spans.extend(self.score(chunk)?);
-        }
+        let spans = self.score(&windows)?;
         self.merge(passages, &spans, started.elapsed().as_secs_f64())
     }
 
@@ -119,18 +143,16 @@ impl Reader {
         Ok(windower.windows(question, passages)?)
     }
 
-    /// One forward pass over `windows` (which may come from different
-    /// questions and passages) and their best spans, in order. The caller
-    /// picks the batch: every window given runs in this one pass.
+    /// The best spans of `windows` (which may come from different
+    /// questions and passages), in order, from forward passes of at most
+    /// [`ReaderOptions::batch_size`] windows ([`odqa_reader::run_windows`]).
     pub fn score(&self, windows: &[Window]) -> Result<Vec<WindowSpans>> {
-        if windows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (ids, mask, types, batch, seq_len) = odqa_reader::batch(windows, self.pad_id);
-        let logits = self.model.logits(&ids, &mask, &types, batch, seq_len)?;
-        let start: Vec<&[f32]> = logits.start.chunks(seq_len).collect();
-        let end: Vec<&[f32]> = logits.end.chunks(seq_len).collect();
-        Ok(score_windows(windows, &start, &end, &self.options.scoring)?)
+        Ok(score_all(
+            &self.model,
+            windows,
+            self.options.batch_size,
+            &self.options.scoring,
+        )?)
     }
 
     /// The answers over `passages` from the spans of all their windows
@@ -154,7 +176,7 @@ impl Reader {
     }
 }
 
-impl Reader {
+impl<M: SpanModel> Reader<M> {
     /// Per-passage n-best spans (trimmed like [`Reader::merge`]'s answers)
     /// for the passages `range` of `passages`, from the spans of their
     /// windows (`spans` may hold windows of other passages too: they are

@@ -26,6 +26,9 @@ pub enum ReaderError {
     /// Windows, logits and passages handed together do not belong together.
     #[error("mismatch: {0}")]
     Mismatch(String),
+    /// The model failed on a batch (its own error inside).
+    #[error("model: {0}")]
+    Model(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A dataset JSON that is not KorQuAD/SQuAD-shaped.
     #[error("dataset: {0}")]
     Dataset(String),

@@ -13,6 +13,11 @@
 //!   (`[CLS] q [SEP] p [SEP]` or `<s> q </s></s> p </s>`), sliding over long
 //!   passages with a document stride, each passage token carrying its span
 //!   in the passage in characters; padded batches.
+//! - **The model seam** ([`model`]): the [`SpanModel`] trait every
+//!   span-extraction model implements (logits in as `f32`), the padded
+//!   [`Batch`] it is handed, and the one loop that drives a model over many
+//!   windows ([`run_windows`], [`score_all`]), used by the reader, relation
+//!   classification, training parity and the server's queue.
 //! - **Span scoring** ([`spans`]): softmax over a window's passage tokens
 //!   (plus the first token for "no answer"), best spans by
 //!   `p_start × p_end` within a maximum answer length, mapped back to exact
@@ -30,17 +35,18 @@
 mod error;
 pub mod fusion;
 pub mod metrics;
+pub mod model;
 pub mod spans;
 pub mod testing;
 pub mod windows;
 
 pub use error::{ReaderError, Result};
 pub use metrics::{evaluate, exact_match, f1, normalize_answer, Scores};
+pub use model::{run_windows, score_all, Batch, SpanLogits, SpanModel};
 pub use spans::{
     best_answers, best_answers_flat, merge_answers, no_answer_score, score_window, Answer,
     ScoringConfig, SpanCandidate, WindowSpans,
 };
 pub use windows::{
-    answer_tokens, batch, build_windows, pad_id, PairLayout, PassageTokens, Window, WindowConfig,
-    Windower,
+    answer_tokens, build_windows, pad_id, PairLayout, PassageTokens, Window, WindowConfig, Windower,
 };

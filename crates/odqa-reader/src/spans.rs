@@ -312,7 +312,7 @@ pub fn score_windows<S: AsRef<[f32]>>(
 }
 
 /// [`best_answers`] on row-major `[windows.len(), seq_len]` logits, as a
-/// model run on [`crate::windows::batch`] returns them.
+/// model run on [`crate::Batch::pack`] returns them.
 pub fn best_answers_flat(
     passages: &[&str],
     windows: &[Window],
@@ -641,7 +641,8 @@ mod tests {
         assert_eq!(a[0].passage_index, 0);
 
         // Flat layout gives the same.
-        let (ids, _, _, n, seq) = crate::windows::batch(&ws, 0);
+        let packed = crate::Batch::pack(&ws, 0);
+        let (ids, n, seq) = (packed.input_ids, packed.size, packed.seq_len);
         assert_eq!(n, ws.len());
         let flatten = |rows: &[Vec<f32>]| -> Vec<f32> {
             rows.iter()

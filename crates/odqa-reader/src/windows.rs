@@ -223,7 +223,7 @@ pub struct Window {
     pub passage_index: usize,
     /// Token ids, special tokens included, unpadded.
     pub input_ids: Vec<u32>,
-    /// All 1 (padding is added by [`batch`]).
+    /// All 1 (padding is added by [`crate::Batch::pack`]).
     pub attention_mask: Vec<u32>,
     /// Token type ids as the layout says.
     pub token_type_ids: Vec<u32>,
@@ -510,28 +510,6 @@ pub fn pad_id(tokenizer: &Tokenizer) -> Option<u32> {
         .or_else(|| tokenizer.token_to_id("[PAD]"))
 }
 
-/// Row-major padded batch of `windows`: `(input_ids, attention_mask,
-/// token_type_ids, batch_size, seq_len)`, each vector `batch_size * seq_len`
-/// long, `seq_len` the longest window, padded with `pad_id` / mask 0 /
-/// type 0. No windows → empty vectors and `(0, 0)`.
-pub fn batch(windows: &[Window], pad_id: u32) -> (Vec<u32>, Vec<u32>, Vec<u32>, usize, usize) {
-    let seq_len = windows.iter().map(Window::len).max().unwrap_or(0);
-    let n = windows.len();
-    let mut ids = Vec::with_capacity(n * seq_len);
-    let mut mask = Vec::with_capacity(n * seq_len);
-    let mut types = Vec::with_capacity(n * seq_len);
-    for w in windows {
-        let pad = seq_len - w.len();
-        ids.extend_from_slice(&w.input_ids);
-        ids.extend(std::iter::repeat_n(pad_id, pad));
-        mask.extend_from_slice(&w.attention_mask);
-        mask.extend(std::iter::repeat_n(0, pad));
-        types.extend_from_slice(&w.token_type_ids);
-        types.extend(std::iter::repeat_n(0, pad));
-    }
-    (ids, mask, types, n, seq_len)
-}
-
 /// Byte offset → char index for one string, and whitespace trimming.
 struct CharMap {
     /// Byte start of every char, ascending.
@@ -791,24 +769,6 @@ mod tests {
         let ws = w.windows("수도", &["서울특별시"]).unwrap();
         assert_eq!(ws[0].context_range.len(), 5);
         assert_eq!(w.pad_id(), Some(0));
-    }
-
-    #[test]
-    fn batch_pads_to_longest() {
-        let t = bert();
-        let w = Windower::new(&t, cfg(24, 8, 4)).unwrap();
-        let ws = w.windows("수도", &["서울", "대한민국"]).unwrap();
-        let (ids, mask, types, n, seq) = batch(&ws, 0);
-        assert_eq!((n, seq), (2, ws[1].len()));
-        assert_eq!(ids.len(), n * seq);
-        assert_eq!(&ids[..ws[0].len()], &ws[0].input_ids[..]);
-        assert_eq!(&ids[ws[0].len()..seq], &[0, 0]);
-        assert_eq!(
-            &mask[..seq],
-            &[vec![1; ws[0].len()], vec![0; 2]].concat()[..]
-        );
-        assert_eq!(&types[seq..], &ws[1].token_type_ids[..]);
-        assert_eq!(batch(&[], 0), (vec![], vec![], vec![], 0, 0));
     }
 
     #[test]

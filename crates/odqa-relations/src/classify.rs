@@ -40,10 +40,11 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use odqa_encoder::{Device, QaModel, SpanLogits};
+use odqa_encoder::{Device, QaModel};
 use odqa_reader::spans::{score_window, span_probability};
+pub use odqa_reader::SpanModel;
 use odqa_reader::{
-    answer_tokens, merge_answers, pad_id, ScoringConfig, Window, WindowConfig, WindowSpans,
+    answer_tokens, merge_answers, run_windows, ScoringConfig, Window, WindowConfig, WindowSpans,
     Windower,
 };
 use serde::{Deserialize, Serialize};
@@ -74,27 +75,6 @@ pub const DEFAULT_OPEN_THRESHOLD: f32 = 0.3;
 
 /// Spans kept per window and per relation in open mode.
 const OPEN_N_BEST: usize = 5;
-
-/// A span-extraction model: start/end logits for windows.
-pub trait SpanModel {
-    /// The tokenizer windows are built with.
-    fn tokenizer(&self) -> &Tokenizer;
-    /// Start and end logits of `windows` padded into one batch: row `i`
-    /// (`seq_len` values, row-major) belongs to `windows[i]`.
-    fn span_logits(&self, windows: &[Window]) -> Result<SpanLogits>;
-}
-
-impl SpanModel for QaModel {
-    fn tokenizer(&self) -> &Tokenizer {
-        QaModel::tokenizer(self)
-    }
-
-    fn span_logits(&self, windows: &[Window]) -> Result<SpanLogits> {
-        let pad = pad_id(QaModel::tokenizer(self)).unwrap_or(0);
-        let (ids, mask, types, n, seq_len) = odqa_reader::batch(windows, pad);
-        Ok(self.logits(&ids, &mask, &types, n, seq_len)?)
-    }
-}
 
 /// How relations are asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,37 +406,34 @@ impl<M: SpanModel> RelationClassifier<M> {
         Ok(asked)
     }
 
-    /// Runs `windows` through the model in batches and hands each window's
-    /// start and end logits to `each`.
+    /// Runs `windows` through the model in passes of
+    /// [`ClassifierOptions::batch_size`] ([`odqa_reader::run_windows`]) and
+    /// hands each window's start and end logits to `each`.
     fn run(
         &self,
         windows: &[Window],
         mut each: impl FnMut(usize, &[f32], &[f32]) -> Result<()>,
     ) -> Result<()> {
-        let batch_size = self.options.batch_size;
-        for (c, chunk) in windows.chunks(batch_size).enumerate() {
-            let logits = self.model.span_logits(chunk)?;
-            let seq_len = logits.seq_len;
-            let want = chunk.len() * seq_len;
-            if logits.start.len() != want || logits.end.len() != want {
-                return Err(odqa_reader::ReaderError::Logits(format!(
-                    "{} start and {} end logits for {} windows × {seq_len}",
-                    logits.start.len(),
-                    logits.end.len(),
-                    chunk.len()
-                ))
-                .into());
-            }
-            for j in 0..chunk.len() {
-                let row = j * seq_len..(j + 1) * seq_len;
-                each(
-                    c * batch_size + j,
-                    &logits.start[row.clone()],
-                    &logits.end[row],
-                )?;
-            }
-            self.windows_run.fetch_add(chunk.len(), Ordering::Relaxed);
+        // `each` fails with this crate's error; carry it through the
+        // reader's loop untouched.
+        let mut failed: Option<RelationError> = None;
+        run_windows(
+            &self.model,
+            windows,
+            self.options.batch_size,
+            |i, start, end| {
+                if failed.is_none() {
+                    if let Err(e) = each(i, start, end) {
+                        failed = Some(e);
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        if let Some(e) = failed {
+            return Err(e);
         }
+        self.windows_run.fetch_add(windows.len(), Ordering::Relaxed);
         Ok(())
     }
 }
@@ -480,10 +457,11 @@ mod tests {
     use super::*;
     use crate::klue::Entity;
     use odqa_reader::testing::{char_wordpiece_tokenizer, TestStyle};
+    use odqa_reader::SpanLogits;
 
     const SENTENCE: &str = "삼성전자는 이건희가 회장이던 1969년에 설립되었다.";
 
-    type Rule = Box<dyn Fn(&Window, &[u32]) -> Option<(usize, usize)>>;
+    type Rule = Box<dyn Fn(&Window, &[u32]) -> Option<(usize, usize)> + Send + Sync>;
 
     /// A model whose logits peak where `rule` says: for a window it gives
     /// the passage characters `(first, last)` (inclusive) the start and the
@@ -499,7 +477,7 @@ mod tests {
             &self.tokenizer
         }
 
-        fn span_logits(&self, windows: &[Window]) -> Result<SpanLogits> {
+        fn span_logits(&self, windows: &[Window]) -> odqa_reader::Result<SpanLogits> {
             let seq_len = windows.iter().map(Window::len).max().unwrap_or(0);
             let mut start = vec![0.0f32; windows.len() * seq_len];
             let mut end = start.clone();

@@ -10,7 +10,7 @@
 //! relation classification both ask exactly these questions.
 //!
 //! It runs the reader (an [`odqa_encoder::QaModel`], or anything that
-//! gives start/end logits: [`classify::SpanModel`]) but owns no model code:
+//! gives start/end logits: [`odqa_reader::SpanModel`]) but owns no model code:
 //! windows, span-probability normalisation and the object's token span
 //! come from `odqa-reader`, the model from `odqa-encoder`. Errors are
 //! [`RelationError`]s naming the file, line and field; no input reaches an

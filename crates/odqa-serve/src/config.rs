@@ -43,8 +43,8 @@ impl ServeConfig {
         if l.max_question_chars == 0 || l.max_context_chars == 0 || l.max_body_bytes == 0 {
             return bad("the question, context and body limits must be at least 1");
         }
-        if self.batching.max_windows == 0 {
-            return bad("the batch must hold at least one window");
+        if self.batching.max_windows == 0 || self.batching.max_tokens == 0 {
+            return bad("the batch must hold at least one window and one token");
         }
         let d = &self.defaults;
         if d.top_k == 0 || d.top_k > l.max_top_k {
@@ -99,11 +99,18 @@ impl Default for Limits {
     }
 }
 
+/// [`BatchConfig::max_tokens`] by default: 16 full 384-token windows, or 32
+/// of the short windows relation questions make.
+pub const DEFAULT_MAX_BATCH_TOKENS: usize = 6144;
+
 /// How reader windows of concurrent requests share forward passes.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchConfig {
     /// Windows per forward pass at most.
     pub max_windows: usize,
+    /// Padded tokens per forward pass at most (windows × the longest); a
+    /// single longer window still runs, alone.
+    pub max_tokens: usize,
     /// How long the first waiting window waits for company.
     pub max_wait: Duration,
 }
@@ -112,6 +119,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_windows: 32,
+            max_tokens: DEFAULT_MAX_BATCH_TOKENS,
             max_wait: Duration::from_millis(5),
         }
     }

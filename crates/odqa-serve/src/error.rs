@@ -5,6 +5,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use odqa_pipeline::PipelineError;
+
+use crate::queue::QueueError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -80,6 +82,20 @@ impl ApiError {
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self
+    }
+
+    /// 503 `overloaded` (with `Retry-After`) for work the reader's queue
+    /// refused or could not reach in time; 500 when the queue failed.
+    pub fn from_queue(err: &QueueError) -> Self {
+        match err {
+            QueueError::Overloaded { .. } | QueueError::Expired => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                err.to_string(),
+            )
+            .retry_after(err.retry_after_s()),
+            QueueError::Stopped | QueueError::Failed(_) => ApiError::internal(err.to_string()),
+        }
     }
 
     pub fn not_found() -> Self {
@@ -165,6 +181,10 @@ impl From<PipelineError> for ApiError {
             PipelineError::Reader(odqa_reader::ReaderError::EmptyPassage { .. }) => {
                 ApiError::invalid("empty_context", err.to_string())
             }
+            PipelineError::Reader(inner) => match QueueError::inside(inner) {
+                Some(queue) => ApiError::from_queue(queue),
+                None => ApiError::internal(err.to_string()),
+            },
             _ => ApiError::internal(err.to_string()),
         }
     }

@@ -7,9 +7,17 @@
 //! loading runs on a blocking thread, readiness follows it), Prometheus
 //! metrics (`/metrics`), request ids and access logs (tracing), the
 //! concurrency limit (503 with `Retry-After`), per-request timeout, body
-//! limit, graceful shutdown on SIGINT/SIGTERM, cross-request batching of
-//! reader windows on a worker thread ([`BatchConfig`]), and the web page at
-//! `/` (plain HTML/CSS/JS compiled in, no external resources).
+//! limit, graceful shutdown on SIGINT/SIGTERM, the reader's batching queue
+//! (a [`odqa_reader::SpanModel`] in front of the loaded model that packs the
+//! windows of concurrent requests into forward passes to a token budget,
+//! [`BatchConfig`], and refuses at once with 503 what it could not finish in
+//! time, [`QueueError`]), and the web page at `/` (plain HTML/CSS/JS
+//! compiled in, no external resources).
+//!
+//! A request is one library call on a blocking thread: `/v1/ask` is
+//! [`odqa_pipeline::Pipeline::ask_in`], `/v1/read` is
+//! [`odqa_pipeline::Reader::read`], `/v1/relations` is the relation
+//! classifier — all over the queued model.
 //!
 //! Must not touch: retrieval, windowing, models or span scoring (it calls
 //! `odqa-pipeline`'s [`odqa_pipeline::Retriever`] and
@@ -30,11 +38,11 @@
 //! ```
 
 mod api;
-mod batch;
 mod config;
 mod error;
 mod metrics;
 mod page;
+mod queue;
 mod relations;
 mod routes;
 mod server;
@@ -44,9 +52,10 @@ pub use api::{
     AnswerOut, AskRequest, AskResponse, EvidenceOut, HitOut, Mode, ReadAnswer, ReadRequest,
     ReadResponse, RelationsRequest, SearchRequest, SearchResponse, Status, Timings,
 };
-pub use config::{BatchConfig, Limits, RequestDefaults, ServeConfig};
+pub use config::{BatchConfig, Limits, RequestDefaults, ServeConfig, DEFAULT_MAX_BATCH_TOKENS};
 pub use error::{ApiError, ErrorBody, ErrorDetail, ServeError};
 pub use metrics::Metrics;
+pub use queue::QueueError;
 pub use relations::{FoundOut, RelationScore, RelationsResponse, SpanOut};
 pub use routes::{router, ApiDoc};
 pub use server::{run, shutdown_signal, LoadError, Loader, Server};

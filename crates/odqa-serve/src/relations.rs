@@ -2,42 +2,27 @@
 //! asked as questions of the same reader the pipeline loaded
 //! (`odqa-relations` owns the questions and the scoring).
 
-use std::sync::Arc;
-
-use odqa_encoder::SpanLogits;
 use odqa_pipeline::Pipeline;
-use odqa_reader::Window;
 use odqa_relations::{
-    ClassifierOptions, RelationClassifier, RelationError, SpanModel, SubjectType, DEFAULT_THRESHOLD,
+    ClassifierOptions, RelationClassifier, RelationError, SubjectType, DEFAULT_THRESHOLD,
 };
 use serde::{Deserialize, Serialize};
-use tokenizers::Tokenizer;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::queue::{QueueError, QueuedModel};
 
-/// The pipeline's reader model, shared (not loaded a second time).
-pub(crate) struct SharedReader(Arc<Pipeline>);
+/// Relation questions go through the same queue as the reader's windows.
+pub(crate) type Classifier = RelationClassifier<QueuedModel>;
 
-impl SpanModel for SharedReader {
-    fn tokenizer(&self) -> &Tokenizer {
-        self.0.reader().model().tokenizer()
-    }
-
-    fn span_logits(&self, windows: &[Window]) -> Result<SpanLogits, RelationError> {
-        SpanModel::span_logits(self.0.reader().model(), windows)
-    }
-}
-
-pub(crate) type Classifier = RelationClassifier<SharedReader>;
-
-/// A classifier over the pipeline's reader, windowed like the reader.
-pub(crate) fn classifier(pipeline: &Arc<Pipeline>) -> Result<Classifier, RelationError> {
+/// A classifier over the pipeline's (queued) reader model, windowed like the
+/// reader.
+pub(crate) fn classifier(pipeline: &Pipeline<QueuedModel>) -> Result<Classifier, RelationError> {
     let options = ClassifierOptions {
         windows: pipeline.reader().options().windows,
         ..ClassifierOptions::default()
     };
-    RelationClassifier::new(SharedReader(Arc::clone(pipeline)), options)
+    RelationClassifier::new(pipeline.reader().model().clone(), options)
 }
 
 /// The subject's relations found in the sentence.
@@ -103,6 +88,10 @@ impl From<RelationError> for ApiError {
             RelationError::Reader(odqa_reader::ReaderError::EmptyPassage { .. }) => {
                 ApiError::invalid("empty_context", err.to_string())
             }
+            RelationError::Reader(ref inner) => match QueueError::inside(inner) {
+                Some(queue) => ApiError::from_queue(queue),
+                None => ApiError::internal(err.to_string()),
+            },
             other => ApiError::internal(other.to_string()),
         }
     }

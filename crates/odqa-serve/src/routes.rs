@@ -12,8 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use odqa_pipeline::{AskOptions, AskResult};
-use odqa_reader::fusion;
+use odqa_pipeline::AskOptions;
 use serde::de::DeserializeOwned;
 use tokio::sync::OwnedSemaphorePermit;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -28,8 +27,9 @@ use crate::api::{
 };
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::page;
+use crate::queue::RequestScope;
 use crate::relations::{FoundOut, RelationScore, RelationsResponse, SpanOut};
-use crate::state::AppState;
+use crate::state::{AppState, Engine};
 
 /// The whole service.
 pub fn router(state: AppState) -> Router {
@@ -302,79 +302,28 @@ async fn ask(
     };
     let engine = state.engine()?;
     let mode = engine.mode(req.mode)?;
+    let deadline = admit(&state, &engine, started)?;
     let pipeline = Arc::clone(&engine.pipeline);
     let q = question.clone();
-    let (hits, windows, retrieve_s, tokenize_s) = blocking(permit, move || {
-        let t = Instant::now();
-        let hits = pipeline
-            .retriever()
-            .retrieve_with(&q, options.top_k, mode)?;
-        let retrieve_s = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
-        let windows = pipeline.reader().windows(&q, &texts)?;
-        Ok((hits, windows, retrieve_s, t.elapsed().as_secs_f64()))
+    // One library call: retrieve, window, read through the queue in
+    // retrieval order with early stopping, fuse, merge.
+    let (result, queued) = blocking(permit, move || {
+        let (result, queued) = RequestScope::run(deadline, || pipeline.ask_in(&q, &options, mode));
+        Ok((result?, queued))
     })
-    .await?;
+    .await
+    .inspect_err(|e| count_refusal(&state, e))?;
     let metrics = state.metrics();
-    metrics.stage("retrieve", retrieve_s);
-    metrics.stage("tokenize", tokenize_s);
-    let read_started = Instant::now();
-    let texts: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
-    let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
-    let best = scores.first().copied().unwrap_or(0.0);
-    let mut per_passage = vec![0usize; hits.len()];
-    for w in &windows {
-        if let Some(n) = per_passage.get_mut(w.passage_index) {
-            *n += 1;
-        }
-    }
-    // Passages in retrieval order, batch by batch (each batch shares forward
-    // passes with other requests); stop once no unread passage can win.
-    let (mut queue_s, mut inference_s, mut batches) = (0.0, 0.0, 0);
-    let mut read = Vec::with_capacity(hits.len());
-    let mut merge_s = 0.0;
-    for range in fusion::reading_batches(&per_passage, options.batch_windows) {
-        let batch: Vec<_> = windows
-            .iter()
-            .filter(|w| range.contains(&w.passage_index))
-            .cloned()
-            .collect();
-        let scored = engine.batcher.score(batch).await?;
-        queue_s += scored.queue_s;
-        inference_s += scored.inference_s;
-        batches += scored.batches;
-        let t = Instant::now();
-        let end = range.end;
-        read.extend(engine.pipeline.reader().read_passages(
-            &texts,
-            &scores,
-            range,
-            &scored.spans,
-        )?);
-        merge_s += t.elapsed().as_secs_f64();
-        if options.early_stop
-            && fusion::can_stop(&read, &scores, end, best, options.retrieval_weight)
-        {
-            break;
-        }
-    }
-    let read_s = tokenize_s + read_started.elapsed().as_secs_f64();
+    let t = &result.timings;
+    metrics.stage("retrieve", t.retrieve_ms / 1e3);
+    metrics.stage("tokenize", t.tokenize_ms / 1e3);
     let merge_started = Instant::now();
-    let result = AskResult::from_passages(
-        &question,
-        hits,
-        &read,
-        &options,
-        retrieve_s * 1e3,
-        read_s * 1e3,
-    );
     let answers = result
         .answers
         .iter()
         .map(|a| AnswerOut::new(a, &result.hits))
         .collect();
-    metrics.stage("merge", merge_s + merge_started.elapsed().as_secs_f64());
+    metrics.stage("merge", merge_started.elapsed().as_secs_f64());
     Ok(Json(AskResponse {
         question,
         mode: mode.into(),
@@ -384,14 +333,41 @@ async fn ask(
         hits: HitOut::list(&result.hits),
         timings: Timings {
             total_ms: ms(started.elapsed().as_secs_f64()),
-            retrieve_ms: Some(ms(retrieve_s)),
-            tokenize_ms: Some(ms(tokenize_s)),
-            queue_ms: Some(ms(queue_s)),
-            inference_ms: Some(ms(inference_s)),
-            windows: Some(result.timings.windows),
-            batches: Some(batches),
+            retrieve_ms: Some(ms(t.retrieve_ms / 1e3)),
+            tokenize_ms: Some(ms(t.tokenize_ms / 1e3)),
+            queue_ms: Some(ms(queued.queue_s)),
+            inference_ms: Some(ms(queued.inference_s)),
+            windows: Some(t.windows),
+            batches: Some(queued.batches),
         },
     }))
+}
+
+/// The deadline of a request that started at `started`, or 503 at once
+/// when the reader's queue already holds more work than that leaves time
+/// for. The deadline falls a little before the request timeout, so that
+/// work the queue cannot reach in time is refused (503) rather than cut off
+/// by the timeout (504).
+fn admit(state: &AppState, engine: &Engine, started: Instant) -> Result<Instant, ApiError> {
+    let budget = state.config().limits.request_timeout.mul_f64(0.95);
+    let deadline = started + budget;
+    engine.queue.load().admit(0, deadline).map_err(|e| {
+        let err = ApiError::from_queue(&e);
+        count_refusal(state, &err);
+        err
+    })?;
+    Ok(deadline)
+}
+
+/// Counts a 503 the queue gave as `overloaded` in the rejection metric.
+fn count_refusal(state: &AppState, err: &ApiError) {
+    if err.status == StatusCode::SERVICE_UNAVAILABLE && err.code == "overloaded" {
+        state
+            .metrics()
+            .rejected
+            .with_label_values(&["overloaded"])
+            .inc();
+    }
 }
 
 #[utoipa::path(
@@ -462,25 +438,26 @@ async fn read(
     let question = check_question(&req.question, "question", limits)?;
     check_context(&req.context, "context", limits)?;
     let engine = state.engine()?;
+    let deadline = admit(&state, &engine, started)?;
     let pipeline = Arc::clone(&engine.pipeline);
     let q = question.clone();
     let context = req.context;
-    let (windows, context, tokenize_s) = blocking(permit, move || {
-        let t = Instant::now();
-        let windows = pipeline.reader().windows(&q, &[context.as_str()])?;
-        Ok((windows, context, t.elapsed().as_secs_f64()))
+    let (read, tokenize_s, queued) = blocking(permit, move || {
+        let (read, queued) = RequestScope::run(deadline, || {
+            let t = Instant::now();
+            let reader = pipeline.reader();
+            let windows = reader.windows(&q, &[context.as_str()])?;
+            let tokenize_s = t.elapsed().as_secs_f64();
+            let spans = reader.score(&windows)?;
+            let read = reader.merge(&[context.as_str()], &spans, 0.0)?;
+            Ok::<_, ApiError>((read, tokenize_s))
+        });
+        let (read, tokenize_s) = read?;
+        Ok((read, tokenize_s, queued))
     })
-    .await?;
+    .await
+    .inspect_err(|e| count_refusal(&state, e))?;
     state.metrics().stage("tokenize", tokenize_s);
-    let scored = engine.batcher.score(windows).await?;
-    let merge_started = Instant::now();
-    let read = engine
-        .pipeline
-        .reader()
-        .merge(&[context.as_str()], &scored.spans, 0.0)?;
-    state
-        .metrics()
-        .stage("merge", merge_started.elapsed().as_secs_f64());
     Ok(Json(ReadResponse {
         question,
         answers: read
@@ -497,10 +474,10 @@ async fn read(
         timings: Timings {
             total_ms: ms(started.elapsed().as_secs_f64()),
             tokenize_ms: Some(ms(tokenize_s)),
-            queue_ms: Some(ms(scored.queue_s)),
-            inference_ms: Some(ms(scored.inference_s)),
+            queue_ms: Some(ms(queued.queue_s)),
+            inference_ms: Some(ms(queued.inference_s)),
             windows: Some(read.windows),
-            batches: Some(scored.batches),
+            batches: Some(queued.batches),
             ..Timings::default()
         },
     }))
@@ -525,6 +502,7 @@ async fn relations(
     permit: Option<Extension<Permit>>,
     ApiJson(req): ApiJson<RelationsRequest>,
 ) -> Result<Json<RelationsResponse>, ApiError> {
+    let started = Instant::now();
     let limits = &state.config().limits;
     check_context(&req.sentence, "sentence", limits)?;
     let subject = check_question(&req.subject, "subject", limits)?;
@@ -540,6 +518,7 @@ async fn relations(
             format!("relation classification is unavailable with this reader: {why}"),
         ));
     }
+    let deadline = admit(&state, &engine, started)?;
     let RelationsRequest {
         sentence,
         subject_type,
@@ -551,16 +530,20 @@ async fn relations(
             .relations
             .as_ref()
             .map_err(|why| ApiError::internal(why.clone()))?;
-        crate::relations::run(
-            classifier,
-            sentence,
-            subject,
-            object,
-            subject_type,
-            threshold,
-        )
+        RequestScope::run(deadline, || {
+            crate::relations::run(
+                classifier,
+                sentence,
+                subject,
+                object,
+                subject_type,
+                threshold,
+            )
+        })
+        .0
     })
-    .await?;
+    .await
+    .inspect_err(|e| count_refusal(&state, e))?;
     state.metrics().stage("relations", response.total_ms / 1e3);
     Ok(Json(response))
 }

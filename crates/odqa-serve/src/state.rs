@@ -9,16 +9,18 @@ use odqa_pipeline::{Pipeline, RetrievalMode};
 use tokio::sync::Semaphore;
 
 use crate::api::Mode;
-use crate::batch::Batcher;
 use crate::config::ServeConfig;
 use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
+use crate::queue::QueuedModel;
 use crate::relations::{classifier, Classifier};
 
 /// Indexes and models, loaded.
 pub(crate) struct Engine {
-    pub pipeline: Arc<Pipeline>,
-    pub batcher: Batcher,
+    /// The loaded pipeline with its reader's model behind the queue.
+    pub pipeline: Arc<Pipeline<QueuedModel>>,
+    /// The queue (for admission; the same one the pipeline reads through).
+    pub queue: QueuedModel,
     /// Relation classification over the same reader, or why not.
     pub relations: Result<Classifier, String>,
 }
@@ -121,15 +123,15 @@ impl AppState {
         }
     }
 
-    /// Starts the batch worker over `pipeline` and turns ready.
+    /// Puts the queue in front of `pipeline`'s model (its worker thread
+    /// owns the model from now on) and turns ready.
     pub(crate) fn install(&self, pipeline: Pipeline) -> Result<(), ServeError> {
+        let (batching, metrics) = (self.config().batching, self.metrics().clone());
+        let pipeline = pipeline
+            .try_map_model(|model| QueuedModel::start(model, batching, metrics))
+            .map_err(ServeError::Worker)?;
+        let queue = pipeline.reader().model().clone();
         let pipeline = Arc::new(pipeline);
-        let batcher = Batcher::start(
-            Arc::clone(&pipeline),
-            self.config().batching,
-            self.metrics().clone(),
-        )
-        .map_err(ServeError::Worker)?;
         let relations = classifier(&pipeline).map_err(|e| {
             tracing::warn!(error = %e, "relation classification is unavailable");
             e.to_string()
@@ -139,7 +141,7 @@ impl AppState {
             .engine
             .set(Arc::new(Engine {
                 pipeline,
-                batcher,
+                queue,
                 relations,
             }))
             .is_err()

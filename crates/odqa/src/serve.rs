@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// Reader windows per forward pass, gathered across concurrent requests.
     #[arg(long, default_value_t = 32)]
     batch_windows: usize,
+    /// Padded tokens per forward pass at most (windows × the longest one).
+    #[arg(long, default_value_t = odqa_serve::DEFAULT_MAX_BATCH_TOKENS)]
+    batch_tokens: usize,
     /// Milliseconds a forward pass that is not full waits for more windows.
     #[arg(long, default_value_t = 5)]
     batch_wait_ms: u64,
@@ -89,6 +92,7 @@ pub fn run(args: &ServeArgs, index: PathBuf, dictionary: &DictionarySource) -> R
         },
         batching: BatchConfig {
             max_windows: args.batch_windows,
+            max_tokens: args.batch_tokens,
             max_wait: Duration::from_millis(args.batch_wait_ms),
         },
         defaults: RequestDefaults {
