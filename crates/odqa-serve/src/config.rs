@@ -64,7 +64,8 @@ pub struct Limits {
     /// `Retry-After` (after waiting up to `admission_wait` for a slot).
     pub max_concurrency: usize,
     /// How long a request over the concurrency limit waits for a free slot
-    /// before its 503. Zero answers at once; a short wait keeps clients that
+    /// before its 503 (and a request the reader's queue has no time for
+    /// waits before it looks again). Zero answers at once; a short wait keeps clients that
     /// retry without heeding `Retry-After` from spinning on 503s.
     pub admission_wait: Duration,
     /// An API request that takes longer gets 504.
@@ -99,9 +100,11 @@ impl Default for Limits {
     }
 }
 
-/// [`BatchConfig::max_tokens`] by default: 16 full 384-token windows, or 32
-/// of the short windows relation questions make.
-pub const DEFAULT_MAX_BATCH_TOKENS: usize = 6144;
+/// [`BatchConfig::max_tokens`] by default: 32 full windows of 384 tokens,
+/// so that with the default 32-window cap full passes are as large as they
+/// were before the budget existed; lower it to bound a pass's latency and
+/// memory when windows are long.
+pub const DEFAULT_MAX_BATCH_TOKENS: usize = 12_288;
 
 /// How reader windows of concurrent requests share forward passes.
 #[derive(Debug, Clone, Copy)]

@@ -21,15 +21,17 @@ pub struct Metrics {
     /// Request latency by route and status.
     pub latency: HistogramVec,
     /// Time per stage of the API: `retrieve`, `tokenize`, `queue` (waiting
-    /// for the batch worker), `inference` (forward pass and span scoring of
-    /// one batch), `merge`, `relations` (a whole `/v1/relations` request).
+    /// in the reader's queue for a first forward pass), `inference` (one
+    /// forward pass of the queue), `merge` (building the answer),
+    /// `relations` (a whole `/v1/relations` request).
     pub stages: HistogramVec,
     /// Windows per forward pass.
     pub batch_windows: Histogram,
     /// Requests sharing a forward pass.
     pub batch_requests: Histogram,
-    /// API requests refused or cut short, by reason (`overloaded`,
-    /// `timeout`, `not_ready`).
+    /// API requests refused or cut short, by reason (`overloaded`: the
+    /// concurrency limit, the queue's estimated wait, or still queued at the
+    /// deadline; `timeout`, `not_ready`).
     pub rejected: IntCounterVec,
     /// Requests being served now.
     pub in_flight: IntGauge,

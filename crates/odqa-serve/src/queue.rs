@@ -125,6 +125,10 @@ pub(crate) struct Load {
     /// Tokens per second of the last passes (an `f64`'s bits; 0 until the
     /// first pass).
     tokens_per_s: AtomicU64,
+    /// Seconds of the last passes (an `f64`'s bits, smoothed like the rate).
+    pass_s: AtomicU64,
+    /// Tokens per window of the last passes (an `f64`'s bits, smoothed).
+    window_tokens: AtomicU64,
 }
 
 impl Load {
@@ -155,20 +159,37 @@ impl Load {
         Ok(())
     }
 
-    fn observe_rate(&self, tokens: usize, seconds: f64) {
-        if tokens == 0 || seconds <= 0.0 {
+    /// [`Load::admit`] for a request that will queue about `windows`
+    /// windows of the usual length (known once a pass has run).
+    pub fn admit_windows(&self, windows: usize, deadline: Instant) -> Result<(), QueueError> {
+        let per_window = f64::from_bits(self.window_tokens.load(Ordering::Relaxed));
+        self.admit((windows as f64 * per_window) as usize, deadline)
+    }
+
+    /// How long a pass takes (`None` before the first).
+    fn pass_time(&self) -> Option<Duration> {
+        let s = f64::from_bits(self.pass_s.load(Ordering::Relaxed));
+        (s > 0.0).then(|| Duration::from_secs_f64(s))
+    }
+
+    fn observe_pass(&self, windows: usize, tokens: usize, seconds: f64) {
+        if windows == 0 || tokens == 0 || seconds <= 0.0 {
             return;
         }
-        let measured = tokens as f64 / seconds;
-        let old = f64::from_bits(self.tokens_per_s.load(Ordering::Relaxed));
-        // Smoothed: one odd pass (a cold cache, a long window) moves it a
-        // little, a change of load moves it within a few passes.
-        let rate = if old > 0.0 {
-            0.7 * old + 0.3 * measured
-        } else {
-            measured
+        // Smoothed: one odd pass (a cold cache, a long window) moves them a
+        // little, a change of load moves them within a few passes.
+        let smooth = |cell: &AtomicU64, measured: f64| {
+            let old = f64::from_bits(cell.load(Ordering::Relaxed));
+            let new = if old > 0.0 {
+                0.7 * old + 0.3 * measured
+            } else {
+                measured
+            };
+            cell.store(new.to_bits(), Ordering::Relaxed);
         };
-        self.tokens_per_s.store(rate.to_bits(), Ordering::Relaxed);
+        smooth(&self.tokens_per_s, tokens as f64 / seconds);
+        smooth(&self.pass_s, seconds);
+        smooth(&self.window_tokens, tokens as f64 / windows as f64);
     }
 }
 
@@ -345,17 +366,17 @@ impl<M: SpanModel> Worker<M> {
         }
     }
 
-    /// Jobs whose caller is gone or whose deadline has passed: nobody reads
-    /// their answer in time, so their windows do not run.
+    /// Jobs whose caller is gone, or whose deadline comes before a pass
+    /// started now would end: nobody reads their answer in time, so their
+    /// windows do not run (and the request gets a 503, not a timeout).
     fn drop_expired(&mut self) {
-        let now = Instant::now();
+        let now = Instant::now() + self.load.pass_time().unwrap_or_default();
         let mut kept = VecDeque::with_capacity(self.pending.len());
         for job in self.pending.drain(..) {
             let late = job.deadline.is_some_and(|d| d <= now);
             if late || job.reply.is_closed() {
                 let tokens: usize = job.windows.iter().map(Window::len).sum();
                 self.load.queued_tokens.fetch_sub(tokens, Ordering::Relaxed);
-                self.metrics.rejected.with_label_values(&["expired"]).inc();
                 let _ = job.reply.send(Err(QueueError::Expired));
             } else {
                 kept.push_back(job);
@@ -429,7 +450,7 @@ impl<M: SpanModel> Worker<M> {
         }
         match result {
             Ok(logits) => {
-                self.load.observe_rate(tokens, seconds);
+                self.load.observe_pass(pass.len(), tokens, seconds);
                 for (j, (w, &i)) in pass.iter().zip(&owners).enumerate() {
                     let (start, end) = logits.row(j);
                     if let Some(job) = self.pending.get_mut(i) {
@@ -626,7 +647,7 @@ mod tests {
         // Unmeasured: everything is admitted.
         assert!(queue.load().admit(1_000_000, Instant::now()).is_ok());
         // 100 tokens/s with 1,000 tokens queued: 10 s of work.
-        queue.load().observe_rate(100, 1.0);
+        queue.load().observe_pass(1, 100, 1.0);
         queue.load().queued_tokens.store(1000, Ordering::Relaxed);
         let deadline = Instant::now() + Duration::from_secs(2);
         let (result, stats) = RequestScope::run(deadline, || queue.span_logits(&ws));

@@ -302,7 +302,9 @@ async fn ask(
     };
     let engine = state.engine()?;
     let mode = engine.mode(req.mode)?;
-    let deadline = admit(&state, &engine, started)?;
+    // Reading starts with the first batch of passages (about a window each).
+    let first_batch = options.top_k.min(options.batch_windows);
+    let deadline = admit(&state, &engine, started, first_batch).await?;
     let pipeline = Arc::clone(&engine.pipeline);
     let q = question.clone();
     // One library call: retrieve, window, read through the queue in
@@ -343,15 +345,31 @@ async fn ask(
     }))
 }
 
-/// The deadline of a request that started at `started`, or 503 at once
-/// when the reader's queue already holds more work than that leaves time
-/// for. The deadline falls a little before the request timeout, so that
+/// The deadline of a request that started at `started`, or 503 when the
+/// reader's queue already holds more work than that leaves time for (after
+/// one more look once the admission wait has passed, as for the concurrency
+/// limit: clients that retry without heeding `Retry-After` then do not
+/// spin). The deadline falls a little before the request timeout, so that
 /// work the queue cannot reach in time is refused (503) rather than cut off
 /// by the timeout (504).
-fn admit(state: &AppState, engine: &Engine, started: Instant) -> Result<Instant, ApiError> {
-    let budget = state.config().limits.request_timeout.mul_f64(0.95);
-    let deadline = started + budget;
-    engine.queue.load().admit(0, deadline).map_err(|e| {
+///
+/// `windows`: about how many windows the request will queue first (its own
+/// wait counts too); the exact count is checked again when they are queued.
+async fn admit(
+    state: &AppState,
+    engine: &Engine,
+    started: Instant,
+    windows: usize,
+) -> Result<Instant, ApiError> {
+    let limits = &state.config().limits;
+    let deadline = started + limits.request_timeout.mul_f64(0.95);
+    let load = engine.queue.load();
+    let mut verdict = load.admit_windows(windows, deadline);
+    if verdict.is_err() && !limits.admission_wait.is_zero() {
+        tokio::time::sleep(limits.admission_wait).await;
+        verdict = load.admit_windows(windows, deadline);
+    }
+    verdict.map_err(|e| {
         let err = ApiError::from_queue(&e);
         count_refusal(state, &err);
         err
@@ -438,7 +456,7 @@ async fn read(
     let question = check_question(&req.question, "question", limits)?;
     check_context(&req.context, "context", limits)?;
     let engine = state.engine()?;
-    let deadline = admit(&state, &engine, started)?;
+    let deadline = admit(&state, &engine, started, 1).await?;
     let pipeline = Arc::clone(&engine.pipeline);
     let q = question.clone();
     let context = req.context;
@@ -518,7 +536,8 @@ async fn relations(
             format!("relation classification is unavailable with this reader: {why}"),
         ));
     }
-    let deadline = admit(&state, &engine, started)?;
+    // 11–29 short question windows, about one passage window's tokens.
+    let deadline = admit(&state, &engine, started, 1).await?;
     let RelationsRequest {
         sentence,
         subject_type,
