@@ -191,22 +191,24 @@ mod tests {
     use crate::testing::TestStyle;
     use crate::windows::{WindowConfig, Windower};
 
-    fn bert() -> Tokenizer {
-        char_wordpiece_tokenizer("서울특별시대한민국수도", TestStyle::Bert).unwrap()
+    /// A BERT-style tokenizer and a windower of 24 tokens for the tests.
+    fn windower(t: &Tokenizer) -> Windower<'_> {
+        let cfg = WindowConfig {
+            max_len: 24,
+            doc_stride: 8,
+            max_query_len: 4,
+        };
+        Windower::new(t, cfg).unwrap()
     }
 
-    fn cfg(max_len: usize, doc_stride: usize, max_query_len: usize) -> WindowConfig {
-        WindowConfig {
-            max_len,
-            doc_stride,
-            max_query_len,
-        }
+    fn bert() -> Tokenizer {
+        char_wordpiece_tokenizer("서울특별시대한민국의수도", TestStyle::Bert).unwrap()
     }
 
     #[test]
     fn batch_pads_to_longest() {
         let t = bert();
-        let w = Windower::new(&t, cfg(24, 8, 4)).unwrap();
+        let w = windower(&t);
         let ws = w.windows("수도", &["서울", "대한민국"]).unwrap();
         let b = Batch::pack(&ws, 0);
         let (ids, mask, types, n, seq) = (
@@ -266,7 +268,7 @@ mod tests {
             tokenizer: bert(),
             passes: Default::default(),
         };
-        let w = Windower::new(model.tokenizer(), cfg(24, 8, 4)).unwrap();
+        let w = windower(model.tokenizer());
         let ws = w
             .windows("수도", &["서울", "대한민국의수도", "시", "특별시"])
             .unwrap();

@@ -16,20 +16,21 @@
 //! request whose windows, behind the tokens already queued, could not be
 //! scored before its deadline ([`RequestScope`]) is refused at once
 //! ([`QueueError::Overloaded`], 503 with `Retry-After`) instead of waiting
-//! into a timeout, and a job still queued at its deadline is dropped
-//! unscored ([`QueueError::Expired`]).
+//! into a timeout; a caller stops waiting at its deadline even while a pass
+//! holding its windows runs long, and windows whose deadline would pass
+//! before a pass could end are dropped unscored ([`QueueError::Expired`],
+//! also a 503).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use odqa_reader::{ReaderError, SpanLogits, SpanModel, Window};
 use tokenizers::Tokenizer;
-use tokio::sync::oneshot;
 
 use crate::config::BatchConfig;
 use crate::metrics::Metrics;
@@ -44,8 +45,8 @@ pub enum QueueError {
          {budget_s:.1} s left"
     )]
     Overloaded { wait_s: f64, budget_s: f64 },
-    /// The windows were still queued at the request's deadline.
-    #[error("the reader queue did not reach this request before its deadline")]
+    /// The request's deadline came before its windows were scored.
+    #[error("the reader queue could not score this request before its deadline")]
     Expired,
     /// The worker has stopped.
     #[error("the reader worker has stopped")]
@@ -206,7 +207,7 @@ struct Shared {
     load: Arc<Load>,
 }
 
-type Reply = oneshot::Sender<Result<(SpanLogits, QueueStats), QueueError>>;
+type Reply = mpsc::SyncSender<Result<(SpanLogits, QueueStats), QueueError>>;
 
 struct Job {
     windows: VecDeque<Window>,
@@ -220,6 +221,8 @@ struct Job {
     inference_s: f64,
     batches: usize,
     reply: Reply,
+    /// Set by the caller when it stops waiting (its deadline passed).
+    abandoned: Arc<AtomicBool>,
 }
 
 impl QueuedModel {
@@ -270,7 +273,8 @@ impl QueuedModel {
         if let Some(deadline) = deadline {
             self.shared.load.admit(tokens, deadline)?;
         }
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = mpsc::sync_channel(1);
+        let abandoned = Arc::new(AtomicBool::new(false));
         let job = Job {
             windows: windows.iter().cloned().collect(),
             rows: Vec::with_capacity(windows.len()),
@@ -282,6 +286,7 @@ impl QueuedModel {
             inference_s: 0.0,
             batches: 0,
             reply,
+            abandoned: Arc::clone(&abandoned),
         };
         self.shared
             .load
@@ -294,7 +299,26 @@ impl QueuedModel {
                 .fetch_sub(tokens, Ordering::Relaxed);
             return Err(QueueError::Stopped);
         }
-        let (logits, stats) = answer.blocking_recv().map_err(|_| QueueError::Stopped)??;
+        // Waits at most until the deadline, even when a pass holding these
+        // windows runs long: the request then answers 503 in its time
+        // instead of running into the timeout.
+        let outcome = match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                answer.recv_timeout(left).map_err(|e| match e {
+                    RecvTimeoutError::Timeout => QueueError::Expired,
+                    RecvTimeoutError::Disconnected => QueueError::Stopped,
+                })
+            }
+            None => answer.recv().map_err(|_| QueueError::Stopped),
+        };
+        let (logits, stats) = match outcome {
+            Ok(result) => result?,
+            Err(e) => {
+                abandoned.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         RequestScope::add(stats);
         Ok(logits)
     }
@@ -366,15 +390,15 @@ impl<M: SpanModel> Worker<M> {
         }
     }
 
-    /// Jobs whose caller is gone, or whose deadline comes before a pass
-    /// started now would end: nobody reads their answer in time, so their
+    /// Jobs whose caller stopped waiting, or whose deadline comes before a
+    /// pass started now would end: nobody reads their answer in time, so their
     /// windows do not run (and the request gets a 503, not a timeout).
     fn drop_expired(&mut self) {
         let now = Instant::now() + self.load.pass_time().unwrap_or_default();
         let mut kept = VecDeque::with_capacity(self.pending.len());
         for job in self.pending.drain(..) {
             let late = job.deadline.is_some_and(|d| d <= now);
-            if late || job.reply.is_closed() {
+            if late || job.abandoned.load(Ordering::Relaxed) {
                 let tokens: usize = job.windows.iter().map(Window::len).sum();
                 self.load.queued_tokens.fetch_sub(tokens, Ordering::Relaxed);
                 let _ = job.reply.send(Err(QueueError::Expired));
@@ -669,6 +693,8 @@ mod tests {
         assert_eq!(stats.batches, 1);
     }
 
+    /// A caller whose deadline passes while its windows wait (here: behind
+    /// a 300 ms pass) gets `Expired` at its deadline, and they never run.
     #[test]
     fn jobs_still_queued_at_their_deadline_expire_unscored() {
         let config = BatchConfig {
@@ -691,7 +717,31 @@ mod tests {
             Some(QueueError::Expired)
         ));
         busy.join().unwrap().unwrap();
-        assert_eq!(passes.lock().unwrap().len(), 1, "the expired job never ran");
+        // The worker drops the abandoned job before its next pass.
+        let until = Instant::now() + Duration::from_secs(5);
+        while queue.load().queued_tokens.load(Ordering::Relaxed) != 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(queue.load().queued_tokens.load(Ordering::Relaxed), 0);
+        assert_eq!(passes.lock().unwrap().len(), 1, "the expired job never ran");
+    }
+
+    /// A pass that runs past the caller's deadline does not hold the
+    /// caller: it gets `Expired` (a 503) instead of waiting into the
+    /// request timeout, and the pass's result is dropped.
+    #[test]
+    fn a_long_pass_does_not_hold_the_caller_past_its_deadline() {
+        let (queue, passes) = setup(BatchConfig::default(), Duration::from_millis(400));
+        let ws = windows(&queue, &["다라"]);
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let (result, _) = RequestScope::run(deadline, || queue.span_logits(&ws));
+        let err = result.unwrap_err();
+        assert!(matches!(QueueError::inside(&err), Some(QueueError::Expired)));
+        // The pass itself was started (the deadline was ahead then).
+        let until = Instant::now() + Duration::from_secs(5);
+        while passes.lock().unwrap().is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(passes.lock().unwrap().len(), 1);
     }
 }
