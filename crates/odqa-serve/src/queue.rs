@@ -736,7 +736,10 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(50);
         let (result, _) = RequestScope::run(deadline, || queue.span_logits(&ws));
         let err = result.unwrap_err();
-        assert!(matches!(QueueError::inside(&err), Some(QueueError::Expired)));
+        assert!(matches!(
+            QueueError::inside(&err),
+            Some(QueueError::Expired)
+        ));
         // The pass itself was started (the deadline was ahead then).
         let until = Instant::now() + Duration::from_secs(5);
         while passes.lock().unwrap().is_empty() && Instant::now() < until {
