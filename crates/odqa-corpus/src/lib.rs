@@ -7,7 +7,11 @@
 //!   as a stream of [`ArticleRecord`]s with their [`SourceLocation`]s
 //!   ([`open_corpus`], [`CorpusReader`]);
 //! * splitting an [`Article`] into [`Passage`]s with exact character offsets
-//!   into the article text ([`split_passages`], [`PassageConfig`]).
+//!   into the article text ([`split_passages`], [`PassageConfig`]);
+//! * the one pass "corpus → unique articles (exact repeats dropped,
+//!   malformed records skipped on request) → passages" with its counts,
+//!   which index builds, exports and pre-training all use ([`passages`],
+//!   [`articles`], [`Passages`], [`CorpusCounts`]).
 //!
 //! It must not touch text analysis (tokenizing, normalization), indexing or
 //! retrieval, and does no I/O beyond reading the corpus. Bad input never
@@ -21,11 +25,13 @@ mod duplicates;
 mod error;
 mod passage;
 mod reader;
+mod stream;
 
 pub use duplicates::{CorpusEvent, DuplicateIds, Occurrence, UniqueArticles};
 pub use error::{CorpusError, SourceLocation};
 pub use passage::{split_passages, Passage, PassageConfig};
 pub use reader::{open_corpus, ArticleRecord, CorpusReader};
+pub use stream::{articles, passages, CorpusCounts, PassageEvent, Passages};
 
 /// One article of a corpus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
