@@ -8,6 +8,8 @@
 //!   ([`open_corpus`], [`CorpusReader`]);
 //! * splitting an [`Article`] into [`Passage`]s with exact character offsets
 //!   into the article text ([`split_passages`], [`PassageConfig`]);
+//! * the sentence rule that passages and pre-training share
+//!   ([`sentence_spans`] in chars, [`sentences`] in bytes);
 //! * the one pass "corpus → unique articles (exact repeats dropped,
 //!   malformed records skipped on request) → passages" with its counts,
 //!   which index builds, exports and pre-training all use ([`passages`],
@@ -25,12 +27,14 @@ mod duplicates;
 mod error;
 mod passage;
 mod reader;
+mod sentence;
 mod stream;
 
 pub use duplicates::{CorpusEvent, DuplicateIds, Occurrence, UniqueArticles};
 pub use error::{CorpusError, SourceLocation};
 pub use passage::{split_passages, Passage, PassageConfig};
 pub use reader::{open_corpus, ArticleRecord, CorpusReader};
+pub use sentence::{sentence_spans, sentences};
 pub use stream::{articles, passages, CorpusCounts, PassageEvent, Passages};
 
 /// One article of a corpus.

@@ -887,47 +887,9 @@ fn word_ranges(text: &str) -> Vec<Range<usize>> {
 
 /// Byte ranges of the sentences of `text`, whitespace-trimmed: a sentence
 /// ends after `.`, `?`, `!` or `。` (with closing quotes and brackets) that
-/// whitespace or the end follows, and at every newline.
-pub fn sentences(text: &str) -> Vec<Range<usize>> {
-    fn push(text: &str, r: Range<usize>, out: &mut Vec<Range<usize>>) {
-        let s = &text[r.clone()];
-        let lead = s.len() - s.trim_start().len();
-        let t = s.trim();
-        if !t.is_empty() {
-            out.push(r.start + lead..r.start + lead + t.len());
-        }
-    }
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let end = if c == '\n' {
-            Some(i)
-        } else if matches!(c, '.' | '?' | '!' | '。') {
-            let mut j = i + c.len_utf8();
-            while let Some(&(k, d)) = chars.peek() {
-                if !matches!(d, '"' | '”' | '’' | '\'' | ')' | ']' | '」' | '』') {
-                    break;
-                }
-                j = k + d.len_utf8();
-                chars.next();
-            }
-            match chars.peek() {
-                None => Some(j),
-                Some(&(_, d)) if d.is_whitespace() => Some(j),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        if let Some(e) = end {
-            push(text, start..e, &mut out);
-            start = e;
-        }
-    }
-    push(text, start..text.len(), &mut out);
-    out
-}
+/// whitespace or the end follows, and at every newline (the corpus's rule,
+/// [`odqa_corpus::sentences`]).
+pub use odqa_corpus::sentences;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
