@@ -20,6 +20,25 @@
 //! panics and is never skipped silently: every malformed record is reported
 //! as a [`CorpusError`], and the caller decides whether to go on
 //! ([`CorpusError::is_recoverable`]).
+//!
+//! ```rust
+//! use odqa_corpus::{passages, PassageConfig, PassageEvent};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("corpus.jsonl");
+//! std::fs::write(&path, r#"{"id": 7, "title": "서울", "text": "서울은 수도이다.\n한강이 흐른다."}"#)?;
+//! let mut stream = passages(&path, &PassageConfig::default(), false)?;
+//! for event in stream.by_ref() {
+//!     if let PassageEvent::Article { passages, .. } = event? {
+//!         assert_eq!(passages[0].id, "7-0");
+//!         assert_eq!(passages[0].text, "서울은 수도이다.\n한강이 흐른다.");
+//!     }
+//! }
+//! assert_eq!((stream.counts().articles, stream.counts().passages), (1, 1));
+//! assert_eq!(odqa_corpus::sentences("서울은 수도이다. 한강이 흐른다.").len(), 2);
+//! # Ok(())
+//! # }
+//! ```
 
 use serde::{Deserialize, Serialize};
 
