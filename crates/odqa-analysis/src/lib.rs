@@ -18,6 +18,21 @@
 //! Offsets reported here are byte offsets into the caller's original text
 //! (normalization is applied per character and mapped back), so they are
 //! safe for highlighting; answer spans must never be derived from them.
+//!
+//! ```rust
+//! use odqa_analysis::{AnalyzerConfig, DictionarySource, KoreanAnalyzer};
+//! # fn main() -> Result<(), odqa_analysis::AnalysisError> {
+//! // The prebuilt ko-dic beside the repository; a binary built with
+//! // `embed-ko-dic` would use `DictionarySource::resolve(None)`.
+//! let dictionary = DictionarySource::Directory(
+//!     "../../../shared/ko-dic/lindera-cache/6.2.0-fmt2/lindera-ko-dic".into(),
+//! );
+//! let analyzer = KoreanAnalyzer::new(AnalyzerConfig::default(), &dictionary)?;
+//! let terms = analyzer.terms("대한민국의 수도는 서울이다")?;
+//! assert!(terms.iter().any(|t| t == "서울"));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

@@ -19,6 +19,14 @@
 //! It must not touch indexes, analyzers or models: the caller passes a
 //! search closure that maps a question string and a depth to ranked
 //! [`RetrievedPassage`]s, and this crate only measures what comes back.
+//!
+//! ```rust
+//! use odqa_bench::percentile;
+//! // Latencies in milliseconds, sorted: no interpolation, p50 is the 2nd of 4.
+//! let sorted_ms = [3.0, 5.0, 8.0, 13.0];
+//! assert_eq!(percentile(&sorted_ms, 50.0), 5.0);
+//! assert_eq!(percentile(&sorted_ms, 100.0), 13.0);
+//! ```
 
 mod bench;
 mod cache;

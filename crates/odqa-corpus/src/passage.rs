@@ -62,16 +62,6 @@ pub struct Passage {
     pub text: String,
 }
 
-/// Sentence terminators.
-fn is_terminator(c: char) -> bool {
-    matches!(c, '.' | '?' | '!' | '。')
-}
-
-/// Closing quotes and brackets that may follow a terminator.
-fn is_closer(c: char) -> bool {
-    matches!(c, '"' | '”' | '’' | '\'' | ')' | ']' | '」' | '』')
-}
-
 /// Splits `article.text` into passages.
 ///
 /// Rules (deterministic; all offsets are in chars):
@@ -161,32 +151,13 @@ fn passage_spans(chars: &[char], target: usize, max: usize) -> Vec<(usize, usize
     out
 }
 
-/// Sentence spans (trimmed, non-empty) of the trimmed paragraph `[ps, pe)`.
+/// Sentence spans (trimmed, non-empty) of the trimmed paragraph `[ps, pe)`
+/// ([`crate::sentence_spans`]).
 fn sentences(chars: &[char], ps: usize, pe: usize) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start = ps;
-    let mut i = ps;
-    while i < pe {
-        if is_terminator(chars[i]) {
-            let mut j = i + 1;
-            while j < pe && is_closer(chars[j]) {
-                j += 1;
-            }
-            if j == pe || chars[j].is_whitespace() {
-                if let Some(s) = trim_span(chars, start, j) {
-                    out.push(s);
-                }
-                start = j;
-                i = j;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    if let Some(s) = trim_span(chars, start, pe) {
-        out.push(s);
-    }
-    out
+    crate::sentence_spans(&chars[ps..pe])
+        .into_iter()
+        .map(|r| (ps + r.start, ps + r.end))
+        .collect()
 }
 
 /// Cuts the trimmed span `[s, e)` at whitespace into pieces of at most `max`

@@ -39,6 +39,22 @@
 //! an `unwrap`/`expect`.
 //!
 //! [hnsw_rs]: https://crates.io/crates/hnsw_rs
+//!
+//! ```rust
+//! use std::sync::atomic::AtomicBool;
+//! use odqa_dense::{build_dense_index_from_embeddings, DenseBuildOptions, DenseIndex};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let ids = ["서울-0".to_string(), "부산-0".to_string()];
+//! let embeddings = [1.0, 0.0, 0.0, 1.0]; // two passages, dimension 2
+//! let options = DenseBuildOptions::new(dir.path(), "tiny");
+//! build_dense_index_from_embeddings(&ids, &embeddings, 2, &options, &AtomicBool::new(false))?;
+//! let index = DenseIndex::open(dir.path())?;
+//! let hits = index.search(&[0.9, 0.1], 1, None)?;
+//! assert_eq!(hits[0].passage_id, "서울-0");
+//! # Ok(())
+//! # }
+//! ```
 
 mod build;
 mod error;

@@ -46,6 +46,24 @@
 //! are about; no input reaches an `unwrap`/`expect`.
 //!
 //! The `cuda` feature forwards to candle's CUDA backends (needs nvcc).
+//!
+//! ```rust
+//! use odqa_encoder::{testing::write_random_bert_qa, Device, QaModel};
+//! use tokenizers::models::wordlevel::WordLevel;
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let dir = tempfile::tempdir()?;
+//! // A tiny random one-layer BERT reader and a word-level tokenizer for it.
+//! write_random_bert_qa(dir.path(), 4, "BertForQuestionAnswering")?;
+//! let vocab = [("[PAD]", 0), ("[UNK]", 1), ("서울", 2), ("수도", 3)];
+//! let vocab = vocab.iter().map(|&(t, i)| (t.to_string(), i)).collect();
+//! let model = WordLevel::builder().vocab(vocab).unk_token("[UNK]".into()).build()?;
+//! tokenizers::Tokenizer::new(model).save(dir.path().join("tokenizer.json"), false)?;
+//! let reader = QaModel::load(dir.path(), &Device::Cpu)?;
+//! let logits = reader.logits(&[2, 3, 0], &[1, 1, 0], &[0, 0, 0], 1, 3)?;
+//! assert_eq!((logits.start.len(), logits.end.len()), (3, 3));
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod cpu;
 pub mod delta;

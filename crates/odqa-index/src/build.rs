@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use odqa_analysis::{
     AnalyzerConfig, DictionarySource, KoreanAnalyzer, UserDictionaryInfo, UserWords, TOKENIZER_NAME,
 };
-use odqa_corpus::{open_corpus, split_passages, CorpusEvent, PassageConfig, UniqueArticles};
+use odqa_corpus::{open_corpus, PassageConfig, PassageEvent, Passages, UniqueArticles};
 use tantivy::schema::{IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING};
 use tantivy::{doc, Index, IndexWriter};
 
@@ -173,31 +173,29 @@ pub fn build_index(
         analyzer_config,
         options.bm25,
     );
-    for event in UniqueArticles::new(corpus, options.skip_bad_lines) {
+    let mut stream = Passages::new(
+        UniqueArticles::new(corpus, options.skip_bad_lines),
+        Some(options.passages),
+    );
+    while let Some(event) = stream.next() {
         if interrupt.load(Ordering::Relaxed) {
             return Err(IndexError::Interrupted);
         }
-        let record = match event? {
-            CorpusEvent::Article(record) => record,
-            CorpusEvent::Repeat { record, first } => {
-                manifest.counts.repeated_articles += 1;
+        let (record, passages) = match event? {
+            PassageEvent::Article { record, passages } => (record, passages),
+            PassageEvent::Repeat { record, first } => {
                 bar.println(format!(
                     "{}: article {:?} repeats {first} exactly; indexed once",
                     record.location, record.article.id
                 ));
                 continue;
             }
-            CorpusEvent::Skipped(err) => {
-                manifest.counts.skipped_records += 1;
+            PassageEvent::Skipped(err) => {
                 bar.println(format!("skipped: {err}"));
                 continue;
             }
         };
-        let article = &record.article;
-        manifest.counts.articles += 1;
-        manifest.counts.text_chars += article.text.chars().count() as u64;
-        manifest.counts.text_bytes += article.text.len() as u64;
-        for passage in split_passages(article, &options.passages) {
+        for passage in passages {
             writer
                 .add_document(doc!(
                     fields.passage_id => passage.id,
@@ -209,14 +207,15 @@ pub fn build_index(
                     fields.char_end => passage.char_end as u64,
                 ))
                 .map_err(tantivy_err)?;
-            manifest.counts.passages += 1;
         }
         bar.inc(record.bytes as u64);
         bar.set_message(format!(
             "{} articles, {} passages",
-            manifest.counts.articles, manifest.counts.passages
+            stream.counts().articles,
+            stream.counts().passages
         ));
     }
+    manifest.counts = *stream.counts();
     if manifest.counts.passages == 0 {
         return Err(IndexError::NoPassages {
             path: options.corpus.clone(),
@@ -252,8 +251,8 @@ fn user_words(
     let mut words = UserWords::default();
     if options.title_dictionary {
         let mut titles = Vec::new();
-        for event in UniqueArticles::new(open_corpus(&options.corpus)?, options.skip_bad_lines) {
-            if let CorpusEvent::Article(record) = event? {
+        for event in odqa_corpus::articles(&options.corpus, options.skip_bad_lines)? {
+            if let PassageEvent::Article { record, .. } = event? {
                 titles.push(record.article.title);
             }
         }

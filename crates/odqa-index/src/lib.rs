@@ -12,6 +12,31 @@
 //! (and changeable at query time without a rebuild). The top-k path is
 //! MaxScore (document at a time, skipping through tantivy's skip lists with
 //! `seek`), exact against the exhaustive term-at-a-time scorer kept beside it.
+//!
+//! ```rust
+//! use std::sync::atomic::AtomicBool;
+//! use odqa_analysis::DictionarySource;
+//! use odqa_index::{build_index, BuildOptions, PassageIndex};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let corpus = dir.path().join("corpus.jsonl");
+//! std::fs::write(&corpus, concat!(
+//!     r#"{"id": 1, "title": "서울", "text": "서울은 대한민국의 수도이다."}"#, "\n",
+//!     r#"{"id": 2, "title": "부산", "text": "부산은 항구 도시이다."}"#, "\n",
+//! ))?;
+//! let mut options = BuildOptions::new(corpus, dir.path().join("index"));
+//! options.dictionary = DictionarySource::Directory(
+//!     "../../../shared/ko-dic/lindera-cache/6.2.0-fmt2/lindera-ko-dic".into(),
+//! );
+//! options.threads = 1;
+//! let manifest = build_index(&options, &AtomicBool::new(false))?;
+//! assert_eq!(manifest.counts.passages, 2);
+//! let index = PassageIndex::open(&options.out, &options.dictionary)?;
+//! let hits = index.search("대한민국의 수도", 1)?;
+//! assert_eq!(hits[0].article_id, "1");
+//! # Ok(())
+//! # }
+//! ```
 
 mod build;
 mod manifest;

@@ -79,19 +79,9 @@ impl Bm25Params {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildCounts {
-    pub articles: u64,
-    pub passages: u64,
-    /// Malformed corpus records skipped under `--skip-bad-lines`.
-    pub skipped_records: u64,
-    /// Exact repeats of an earlier article (same id, title and text),
-    /// indexed once.
-    pub repeated_articles: u64,
-    /// Characters and bytes of article text read.
-    pub text_chars: u64,
-    pub text_bytes: u64,
-}
+/// Articles, passages, skipped records, repeats and text size of a build:
+/// the counts of its corpus pass ([`odqa_corpus::passages`]).
+pub type BuildCounts = odqa_corpus::CorpusCounts;
 
 /// What an index was built from and how; written last, so its presence
 /// marks a complete index.

@@ -10,6 +10,33 @@
 //! not tokenize corpora, build indexes, define model architectures or score
 //! spans itself: those belong to `odqa-index`, `odqa-encoder` and
 //! `odqa-reader`.
+//!
+//! ```rust
+//! use std::sync::atomic::AtomicBool;
+//! use odqa_analysis::DictionarySource;
+//! use odqa_index::{build_index, BuildOptions, PassageIndex};
+//! use odqa_pipeline::{RetrievalOptions, Retriever};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let corpus = dir.path().join("corpus.jsonl");
+//! std::fs::write(&corpus, concat!(
+//!     r#"{"id": 1, "title": "서울", "text": "서울은 대한민국의 수도이다."}"#, "\n",
+//!     r#"{"id": 2, "title": "부산", "text": "부산은 항구 도시이다."}"#, "\n",
+//! ))?;
+//! let mut options = BuildOptions::new(corpus, dir.path().join("index"));
+//! options.dictionary = DictionarySource::Directory(
+//!     "../../../shared/ko-dic/lindera-cache/6.2.0-fmt2/lindera-ko-dic".into(),
+//! );
+//! options.threads = 1;
+//! build_index(&options, &AtomicBool::new(false))?;
+//! let bm25 = PassageIndex::open(&options.out, &options.dictionary)?;
+//! // BM25 only; a dense index and encoder make it dense or hybrid.
+//! let retriever = Retriever::new(bm25, None, RetrievalOptions::default())?;
+//! let hits = retriever.retrieve("항구 도시", 1)?;
+//! assert_eq!(hits[0].article_id, "2");
+//! # Ok(())
+//! # }
+//! ```
 
 mod ask;
 mod reader;

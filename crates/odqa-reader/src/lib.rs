@@ -31,6 +31,21 @@
 //! It must not touch models or tensors (no candle dependency: logits come in
 //! as `f32` slices), retrieval, or any I/O beyond reading datasets. Errors
 //! are [`ReaderError`]s; no input reaches an `unwrap`/`expect`.
+//!
+//! ```rust
+//! use odqa_reader::testing::{char_wordpiece_tokenizer, TestStyle};
+//! use odqa_reader::{exact_match, f1, WindowConfig, Windower};
+//! # fn main() -> Result<(), odqa_reader::ReaderError> {
+//! let tokenizer = char_wordpiece_tokenizer("서울은수도이다", TestStyle::Bert)?;
+//! let config = WindowConfig { max_len: 16, doc_stride: 8, max_query_len: 8 };
+//! let windower = Windower::new(&tokenizer, config)?;
+//! let windows = windower.windows("수도는", &["서울은 수도이다"])?;
+//! assert!(!windows.is_empty());
+//! assert!(exact_match("이순신 장군", "이순신 장군"));
+//! assert!(f1("이순신", "이순신 장군") > 0.5);
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 pub mod fusion;

@@ -15,6 +15,15 @@
 //! come from `odqa-reader`, the model from `odqa-encoder`. Errors are
 //! [`RelationError`]s naming the file, line and field; no input reaches an
 //! `unwrap`/`expect`.
+//!
+//! ```rust
+//! use odqa_relations::{questions, Relation, SubjectType};
+//! for relation in Relation::all().filter(|r| r.label() == "per:place_of_birth") {
+//!     let asked = questions(relation, "이순신", SubjectType::Person);
+//!     assert!(!asked.is_empty());
+//!     assert!(asked.iter().all(|q| q.contains("이순신")));
+//! }
+//! ```
 
 pub mod classify;
 pub mod josa;

@@ -25,15 +25,25 @@
 //! indexes are found (the `odqa` binary builds the [`Loader`]), and it never
 //! runs model or index work on the async executor.
 //!
-//! ```no_run
-//! # async fn demo(load: impl FnOnce() -> Result<odqa_pipeline::Pipeline, odqa_serve::LoadError> + Send + 'static) -> Result<(), odqa_serve::ServeError> {
+//! ```rust
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = odqa_serve::ServeConfig {
-//!     addr: "127.0.0.1:0".parse().unwrap(),
+//!     addr: "127.0.0.1:0".parse()?,
 //!     ..Default::default()
 //! };
-//! let server = odqa_serve::Server::bind(config, load).await?;
-//! println!("http://{}", server.local_addr());
-//! server.serve(odqa_serve::shutdown_signal()).await
+//! // `odqa serve` loads the index and models here; until the loader returns,
+//! // and after it fails, `/readyz` says not ready.
+//! let load = || Err::<odqa_pipeline::Pipeline, _>("no models in this example".into());
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! let served = runtime.block_on(async {
+//!     let server = odqa_serve::Server::bind(config, load).await?;
+//!     assert_ne!(server.local_addr().port(), 0);
+//!     // `odqa serve` passes shutdown_signal() (SIGINT/SIGTERM) here.
+//!     server.serve(async {}).await
+//! });
+//! // A loader's error ends the server with it.
+//! assert!(matches!(served, Err(odqa_serve::ServeError::Load(_))));
+//! # Ok(())
 //! # }
 //! ```
 

@@ -13,6 +13,15 @@
 //!
 //! Must not touch: model weights or training itself (the recipe under
 //! `train/` reads what this crate writes), retrieval scoring, span scoring.
+//!
+//! ```rust
+//! use odqa_train::split::held_out_keys;
+//! // The held-out set depends on the keys and the seed, not on their order.
+//! let titles = ["서울", "부산", "대구", "인천", "광주", "대전"];
+//! let dev = held_out_keys(titles, 0.5, 7);
+//! assert_eq!(dev, held_out_keys(titles.iter().rev().copied(), 0.5, 7));
+//! assert!(dev.iter().all(|t| titles.contains(&t.as_str())));
+//! ```
 
 pub mod export;
 pub mod labels;

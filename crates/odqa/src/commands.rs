@@ -10,7 +10,7 @@ use odqa_analysis::{AnalyzerConfig, Decompound, DictionarySource};
 use odqa_bench::{
     load_questions, run_retrieval_bench, write_report, RetrievalBenchOptions, RetrievedPassage,
 };
-use odqa_corpus::{open_corpus, split_passages, CorpusEvent, PassageConfig, UniqueArticles};
+use odqa_corpus::{open_corpus, split_passages, PassageConfig};
 use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, PassageIndex};
 
 use crate::corpora::{self, ResolvedCorpus};
@@ -448,17 +448,13 @@ fn export_passages(
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut writer = BufWriter::new(file);
-    let (mut count, mut skipped, mut repeated) = (0u64, 0u64, 0u64);
-    for event in UniqueArticles::new(open_corpus(&corpus.path)?, skip_bad_lines) {
-        let record = match event {
-            Ok(CorpusEvent::Article(record)) => record,
-            Ok(CorpusEvent::Repeat { .. }) => {
-                repeated += 1;
-                continue;
-            }
-            Ok(CorpusEvent::Skipped(err)) => {
+    let mut stream = odqa_corpus::passages(&corpus.path, &config, skip_bad_lines)?;
+    for event in stream.by_ref() {
+        let passages = match event {
+            Ok(odqa_corpus::PassageEvent::Article { passages, .. }) => passages,
+            Ok(odqa_corpus::PassageEvent::Repeat { .. }) => continue,
+            Ok(odqa_corpus::PassageEvent::Skipped(err)) => {
                 eprintln!("skipped: {err}");
-                skipped += 1;
                 continue;
             }
             Err(err) => {
@@ -466,15 +462,20 @@ fn export_passages(
                 return Err(err.into());
             }
         };
-        for passage in split_passages(&record.article, &config) {
+        for passage in passages {
             serde_json::to_writer(
                 &mut writer,
                 &serde_json::json!({"id": passage.id, "title": passage.title, "text": passage.text}),
             )?;
             writer.write_all(b"\n")?;
-            count += 1;
         }
     }
+    let counts = stream.counts();
+    let (count, skipped, repeated) = (
+        counts.passages,
+        counts.skipped_records,
+        counts.repeated_articles,
+    );
     writer.flush()?;
     drop(writer);
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;

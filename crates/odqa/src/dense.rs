@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use odqa_analysis::DictionarySource;
-use odqa_corpus::{open_corpus, split_passages, CorpusEvent, UniqueArticles};
 use odqa_dense::{build_dense_index, DenseBuildOptions, DenseIndex, Fusion, HnswParams};
 use odqa_encoder::Encoder;
 use odqa_index::{IndexManifest, PassageIndex};
@@ -97,21 +96,15 @@ pub fn build(
 }
 
 fn corpus_passages(manifest: &IndexManifest) -> Result<Vec<(String, String)>> {
-    let corpus = open_corpus(&manifest.corpus)
-        .with_context(|| "re-reading the index's corpus for its passages")?;
     // The build skipped malformed records only under --skip-bad-lines; skip the same.
     let skip_bad = manifest.counts.skipped_records > 0;
+    let stream = odqa_corpus::passages(&manifest.corpus, &manifest.passages, skip_bad)
+        .with_context(|| "re-reading the index's corpus for its passages")?;
     let mut out = Vec::new();
-    for event in UniqueArticles::new(corpus, skip_bad) {
-        let record = match event? {
-            CorpusEvent::Article(record) => record,
-            CorpusEvent::Repeat { .. } | CorpusEvent::Skipped(_) => continue,
-        };
-        out.extend(
-            split_passages(&record.article, &manifest.passages)
-                .into_iter()
-                .map(|p| (p.id, p.text)),
-        );
+    for event in stream {
+        if let odqa_corpus::PassageEvent::Article { passages, .. } = event? {
+            out.extend(passages.into_iter().map(|p| (p.id, p.text)));
+        }
     }
     Ok(out)
 }

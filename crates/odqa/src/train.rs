@@ -319,7 +319,7 @@ pub fn pretrain_data(
     dictionary: &DictionarySource,
     progress: bool,
 ) -> Result<()> {
-    use odqa_corpus::{open_corpus, CorpusEvent, UniqueArticles};
+    use odqa_corpus::PassageEvent;
     let corpus = crate::corpora::resolve(args.corpus.as_deref())?;
     let model_dir = match &args.model {
         Some(dir) => dir.clone(),
@@ -366,24 +366,21 @@ pub fn pretrain_data(
         ..defaults
     };
     let generator = odqa_train::Generator::new(&tokenizer, &analyzer, index.as_ref(), config)?;
-    let (mut repeated, mut skipped) = (0usize, 0usize);
-    let articles =
-        UniqueArticles::new(open_corpus(&corpus.path)?, args.skip_bad_lines).filter_map(|event| {
-            match event {
-                Ok(CorpusEvent::Article(record)) => Some(Ok(record.article)),
-                Ok(CorpusEvent::Repeat { .. }) => {
-                    repeated += 1;
-                    None
-                }
-                Ok(CorpusEvent::Skipped(err)) => {
-                    eprintln!("skipped: {err}");
-                    skipped += 1;
-                    None
-                }
-                Err(err) => Some(Err(odqa_train::TrainError::from(err))),
-            }
-        });
+    let mut stream = odqa_corpus::articles(&corpus.path, args.skip_bad_lines)?;
+    let articles = stream.by_ref().filter_map(|event| match event {
+        Ok(PassageEvent::Article { record, .. }) => Some(Ok(record.article)),
+        Ok(PassageEvent::Repeat { .. }) => None,
+        Ok(PassageEvent::Skipped(err)) => {
+            eprintln!("skipped: {err}");
+            None
+        }
+        Err(err) => Some(Err(odqa_train::TrainError::from(err))),
+    });
     let report = odqa_train::generate(&generator, articles, &args.out, progress)?;
+    let (repeated, skipped) = (
+        stream.counts().repeated_articles,
+        stream.counts().skipped_records,
+    );
     println!(
         "{} examples, {} windows, {} tokens from {} articles ({} passages) → {}",
         report.examples,
