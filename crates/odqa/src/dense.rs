@@ -4,14 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use odqa_analysis::DictionarySource;
 use odqa_corpus::{open_corpus, split_passages, CorpusEvent, UniqueArticles};
 use odqa_dense::{build_dense_index, DenseBuildOptions, DenseIndex, Fusion, HnswParams};
 use odqa_encoder::Encoder;
 use odqa_index::{IndexManifest, PassageIndex};
 use odqa_pipeline::{RetrievalMode, RetrievalOptions, Retriever};
 
-use crate::{Bm25Args, DenseArgs, FusionChoice, ModeChoice, RetrievalArgs};
+use crate::{Bm25Args, Ctx, DenseArgs, FusionChoice, ModeChoice, RetrievalArgs};
 
 /// The dense index lives inside the BM25 index directory.
 pub fn dense_dir(index: &Path) -> PathBuf {
@@ -27,16 +26,16 @@ pub fn default_model_dir() -> Result<PathBuf> {
 }
 
 /// The encoder in `model`, else the default model, on `--device`.
-pub fn encoder_from(model: Option<PathBuf>) -> Result<Encoder> {
+pub fn encoder_from(ctx: &Ctx, model: Option<PathBuf>) -> Result<Encoder> {
     let dir = match model {
         Some(dir) => dir,
         None => default_model_dir()?,
     };
     let options = odqa_encoder::EncoderOptions {
-        precision: crate::precision(),
+        precision: ctx.precision,
         ..Default::default()
     };
-    let encoder = Encoder::load_with(&dir, &crate::device(), &options)?;
+    let encoder = Encoder::load_with(&dir, &ctx.device, &options)?;
     crate::report_precision("encoder", encoder.precision());
     Ok(encoder)
 }
@@ -55,14 +54,9 @@ impl DenseArgs {
 
 /// Embeds the passages of the index at `index` in corpus order (the order
 /// `odqa passages export` writes, stable across runs, so a rerun resumes).
-pub fn build(
-    index: &Path,
-    dictionary: &DictionarySource,
-    args: &DenseArgs,
-    progress: bool,
-) -> Result<()> {
+pub fn build(ctx: &Ctx, index: &Path, args: &DenseArgs) -> Result<()> {
     let manifest = IndexManifest::read(index)?;
-    let bm25 = PassageIndex::open(index, dictionary)?;
+    let bm25 = PassageIndex::open(index, &ctx.dictionary)?;
     let passages = corpus_passages(&manifest)?;
     if passages.len() as u64 != bm25.num_passages() {
         bail!(
@@ -75,14 +69,14 @@ pub fn build(
     }
     let mut options = DenseBuildOptions::new(dense_dir(index), MODEL_NAME.to_string());
     options.batch_size = args.batch_size;
-    options.progress = progress;
+    options.progress = ctx.progress;
     options.hnsw = HnswParams {
         m: args.m,
         ef_construction: args.ef_construction,
         ef_search: args.ef_search,
     };
     let interrupt = crate::commands::interrupt_flag();
-    let built = build_dense_index(&passages, &encoder_from(None)?, &options, &interrupt)
+    let built = build_dense_index(&passages, &encoder_from(ctx, None)?, &options, &interrupt)
         .with_context(|| format!("building the dense index in {}", options.dir.display()))?;
     eprintln!(
         "dense index {}: {} passages, dim {}, {:.1} passages/s embedding ({} resumed), graph {:.1} s",
@@ -158,18 +152,13 @@ impl RetrievalArgs {
 
     /// The BM25 index at `dir`, plus its dense index and the query encoder
     /// when the mode needs them.
-    pub fn open(
-        &self,
-        dir: &Path,
-        dictionary: &DictionarySource,
-        bm25: &Bm25Args,
-    ) -> Result<Retriever> {
-        let index = PassageIndex::open(dir, dictionary)?;
+    pub fn open(&self, ctx: &Ctx, dir: &Path, bm25: &Bm25Args) -> Result<Retriever> {
+        let index = PassageIndex::open(dir, &ctx.dictionary)?;
         let options = self.options(bm25, index.manifest().bm25)?;
         let dense = match self.mode {
             ModeChoice::Bm25 => None,
             ModeChoice::Dense | ModeChoice::Hybrid => {
-                Some((DenseIndex::open(&dense_dir(dir))?, encoder_from(None)?))
+                Some((DenseIndex::open(&dense_dir(dir))?, encoder_from(ctx, None)?))
             }
         };
         Ok(Retriever::new(index, dense, options)?)
@@ -180,6 +169,7 @@ impl RetrievalArgs {
 /// and queries/s of each (query embedding excluded: vectors are computed
 /// first).
 pub fn bench_ann(
+    ctx: &Ctx,
     index: &Path,
     questions: &Path,
     k: usize,
@@ -190,7 +180,7 @@ pub fn bench_ann(
         bail!("-k and every --ef must be at least 1");
     }
     let dense = DenseIndex::open(&dense_dir(index))?;
-    let encoder = encoder_from(None)?;
+    let encoder = encoder_from(ctx, None)?;
     let questions = odqa_bench::load_questions(questions)?;
     let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
     let vectors = encoder.embed(&texts, odqa_encoder::TextKind::Query)?;

@@ -5,11 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use odqa_analysis::DictionarySource;
 use odqa_bench::{load_questions, run_reading_bench, ReadingPrediction, ReadingReport};
 use odqa_pipeline::{AskOptions, AskResult, Pipeline, Reader, ReaderOptions};
 
-use crate::ReaderArgs;
+use crate::{Ctx, ReaderArgs};
 
 /// The directory a `--reader` value names: itself, or for
 /// `hf:ORG/NAME[@REVISION]` the checkpoint's snapshot in the Hugging Face
@@ -28,18 +27,18 @@ pub(crate) fn reader_dir(arg: &Path) -> Result<PathBuf> {
 }
 
 impl ReaderArgs {
-    pub(crate) fn load(&self) -> Result<Reader> {
+    pub(crate) fn load(&self, ctx: &Ctx) -> Result<Reader> {
         let dir = reader_dir(&self.reader)?;
         let mut options = ReaderOptions::default();
         options.windows.max_len = self.max_len;
         options.windows.doc_stride = self.doc_stride;
         options.scoring.max_answer_tokens = self.max_answer_tokens;
         options.batch_size = self.batch_size;
-        options.precision = crate::precision();
+        options.precision = ctx.precision;
         // odqa's reader was trained with "no answer" at position 0: its
         // probabilities are normalised over the passage tokens and that position.
         options.scoring.allow_no_answer = odqa_encoder::is_delta_reader(&dir);
-        let reader = Reader::load(&dir, options, &crate::device())
+        let reader = Reader::load(&dir, options, &ctx.device)
             .with_context(|| format!("loading the reader from {}", dir.display()))?;
         crate::report_precision("reader", reader.model().precision());
         if let Some(settings) = reader.model().settings() {
@@ -52,7 +51,7 @@ impl ReaderArgs {
         }
         let analyzer = odqa_analysis::KoreanAnalyzer::new(
             odqa_analysis::AnalyzerConfig::default(),
-            &crate::dictionary(),
+            &ctx.dictionary,
         )
         .context("loading the Korean analyzer that trims answers")?;
         Ok(reader.with_trimmer(analyzer))
@@ -60,6 +59,7 @@ impl ReaderArgs {
 }
 
 pub fn read(
+    ctx: &Ctx,
     question: &str,
     context: Option<&str>,
     context_file: Option<&Path>,
@@ -76,7 +76,7 @@ pub fn read(
     if question.trim().is_empty() {
         bail!("the question is empty");
     }
-    let reader = args.load()?;
+    let reader = args.load(ctx)?;
     let output = reader.read(question, &[context.as_str()])?;
     if json {
         let answers: Vec<_> = output
@@ -105,14 +105,14 @@ pub fn read(
     Ok(())
 }
 
-pub fn ask(args: &crate::AskArgs, index_dir: PathBuf, dictionary: &DictionarySource) -> Result<()> {
+pub fn ask(ctx: &Ctx, args: &crate::AskArgs, index_dir: PathBuf) -> Result<()> {
     if args.question.trim().is_empty() {
         bail!("the question is empty");
     }
     let retriever = args
         .retrieval
-        .open(&index_dir, dictionary, &crate::Bm25Args::default())?;
-    let pipeline = Pipeline::new(retriever, args.reader.load()?);
+        .open(ctx, &index_dir, &crate::Bm25Args::default())?;
+    let pipeline = Pipeline::new(retriever, args.reader.load(ctx)?);
     let options = args.fusion.options(args.answers);
     let result = pipeline.ask(&args.question, &options)?;
     let stdout = std::io::stdout();
@@ -187,7 +187,7 @@ pub struct ReadingBench<'a> {
     pub label: Option<String>,
     pub limit: Option<usize>,
     pub out_dir: &'a Path,
-    pub progress: bool,
+    pub ctx: &'a Ctx,
 }
 
 impl ReadingBench<'_> {
@@ -215,7 +215,7 @@ impl ReadingBench<'_> {
         mut extra: serde_json::Value,
         precision: &odqa_encoder::PrecisionChoice,
     ) -> Result<()> {
-        extra["machine"] = crate::machine(Some(precision));
+        extra["machine"] = self.ctx.machine(Some(precision));
         report.extra = extra;
         let stem = format!(
             "{}-{}-{}",
@@ -261,13 +261,13 @@ impl ReadingBench<'_> {
                 self.questions.display()
             );
         }
-        let reader = self.reader.load()?;
+        let reader = self.reader.load(self.ctx)?;
         let (report, predictions) = run_reading_bench(
             &questions,
             &self.label(),
             "mrc",
             &self.questions.display().to_string(),
-            self.progress,
+            self.ctx.progress,
             |q| {
                 let context = q.context.as_deref().unwrap_or_default();
                 reader
@@ -295,19 +295,18 @@ impl ReadingBench<'_> {
     pub fn odqa(
         &self,
         index_dir: &Path,
-        dictionary: &DictionarySource,
         retrieval: &crate::RetrievalArgs,
         options: AskOptions,
     ) -> Result<()> {
         let questions = self.questions()?;
-        let retriever = retrieval.open(index_dir, dictionary, &crate::Bm25Args::default())?;
-        let pipeline = Pipeline::new(retriever, self.reader.load()?);
+        let retriever = retrieval.open(self.ctx, index_dir, &crate::Bm25Args::default())?;
+        let pipeline = Pipeline::new(retriever, self.reader.load(self.ctx)?);
         let (report, predictions) = run_reading_bench(
             &questions,
             &self.label(),
             "odqa",
             &self.questions.display().to_string(),
-            self.progress,
+            self.ctx.progress,
             |q| {
                 pipeline
                     .ask(&q.question, &options)
@@ -339,14 +338,13 @@ impl ReadingBench<'_> {
     pub fn build_cache(
         &self,
         index_dir: &Path,
-        dictionary: &DictionarySource,
         retrieval: &crate::RetrievalArgs,
         options: AskOptions,
         cache: &Path,
     ) -> Result<()> {
         let questions = self.questions()?;
-        let retriever = retrieval.open(index_dir, dictionary, &crate::Bm25Args::default())?;
-        let pipeline = Pipeline::new(retriever, self.reader.load()?);
+        let retriever = retrieval.open(self.ctx, index_dir, &crate::Bm25Args::default())?;
+        let pipeline = Pipeline::new(retriever, self.reader.load(self.ctx)?);
         let mut cached = Vec::with_capacity(questions.len());
         let settings = AskOptions {
             early_stop: false,
@@ -358,7 +356,7 @@ impl ReadingBench<'_> {
             &format!("{}-cache-top{}", self.label(), options.top_k),
             "odqa",
             &self.questions.display().to_string(),
-            self.progress,
+            self.ctx.progress,
             |q| -> Result<ReadingPrediction> {
                 let t = std::time::Instant::now();
                 let hits = pipeline.retriever().retrieve(&q.question, options.top_k)?;
@@ -394,7 +392,7 @@ impl ReadingBench<'_> {
                 })
             },
         )?;
-        let source = serde_json::json!({"reader": self.reader.reader, "index": index_dir, "questions": self.questions, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options(), "machine": crate::machine(Some(pipeline.reader().model().precision()))});
+        let source = serde_json::json!({"reader": self.reader.reader, "index": index_dir, "questions": self.questions, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options(), "machine": self.ctx.machine(Some(pipeline.reader().model().precision()))});
         odqa_bench::ReadCache {
             top_k: options.top_k,
             source: source.clone(),
@@ -553,24 +551,24 @@ fn print_stages(times: &odqa_encoder::StageTimes, batch: usize) -> serde_json::V
 
 /// Windows of exactly `seq_len` real tokens (Korean article text) through
 /// the QA model (or the encoder, `embed`), timed per batch size.
-pub fn throughput(args: &Throughput) -> Result<()> {
+pub fn throughput(ctx: &Ctx, args: &Throughput) -> Result<()> {
     if args.seq_len < 8 || args.windows == 0 || args.batch_sizes.contains(&0) {
         bail!("--seq-len must be at least 8, --windows and every batch size at least 1");
     }
     let model = if args.embed {
         let dir = crate::dense::default_model_dir()?;
         let options = odqa_encoder::EncoderOptions {
-            precision: crate::precision(),
+            precision: ctx.precision,
             batch_size: args.batch_sizes.iter().copied().max().unwrap_or(1),
             ..Default::default()
         };
         Timed::Encoder(
-            odqa_encoder::Encoder::load_with(&dir, &crate::device(), &options)
+            odqa_encoder::Encoder::load_with(&dir, &ctx.device, &options)
                 .with_context(|| format!("loading {}", dir.display()))?,
         )
     } else {
         let dir = reader_dir(args.reader)?;
-        let model = odqa_encoder::QaModel::load_at(&dir, &crate::device(), crate::precision())
+        let model = odqa_encoder::QaModel::load_at(&dir, &ctx.device, ctx.precision)
             .with_context(|| format!("loading {}", dir.display()))?;
         model.check_window(args.seq_len)?;
         Timed::Reader(model)
@@ -627,9 +625,9 @@ pub fn throughput(args: &Throughput) -> Result<()> {
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
     let path = args.out_dir.join(format!("{kind}-throughput-{label}.json"));
     let report = serde_json::json!({
-        "label": label, "kind": kind, "reader": (!args.embed).then_some(args.reader), "seq_len": args.seq_len, "device": format!("{:?}", crate::device().location()),
+        "label": label, "kind": kind, "reader": (!args.embed).then_some(args.reader), "seq_len": args.seq_len, "device": ctx.device_name(),
         "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "machine": crate::machine(Some(model.precision())),
+        "machine": ctx.machine(Some(model.precision())),
         "rows": rows,
         "created_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });

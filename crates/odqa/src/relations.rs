@@ -15,7 +15,7 @@ use odqa_relations::{
 };
 use serde_json::{json, Value};
 
-use crate::ReaderArgs;
+use crate::{Ctx, ReaderArgs};
 
 /// KLUE's baseline and the literature, for the report.
 const ANCHORS: &str =
@@ -101,7 +101,7 @@ pub struct BenchReArgs {
     reader: ReaderArgs,
 }
 
-fn load(reader: &ReaderArgs, relations: &RelationArgs) -> Result<RelationClassifier> {
+fn load(ctx: &Ctx, reader: &ReaderArgs, relations: &RelationArgs) -> Result<RelationClassifier> {
     let mut options = ClassifierOptions::default();
     options.windows.max_len = reader.max_len;
     options.windows.doc_stride = reader.doc_stride;
@@ -110,7 +110,7 @@ fn load(reader: &ReaderArgs, relations: &RelationArgs) -> Result<RelationClassif
     options.questions_per_relation = relations.questions_per_relation;
     options.all_relations = relations.all_relations;
     let dir = crate::reading::reader_dir(&reader.reader)?;
-    let classifier = RelationClassifier::load(&dir, options, &crate::device(), crate::precision())
+    let classifier = RelationClassifier::load(&dir, options, &ctx.device, ctx.precision)
         .with_context(|| format!("loading the reader from {}", dir.display()))?;
     crate::report_precision("reader", classifier.model().precision());
     Ok(classifier)
@@ -142,23 +142,23 @@ fn prediction_json(p: &Prediction) -> Value {
     })
 }
 
-pub fn run(args: &ReArgs, progress: bool) -> Result<()> {
+pub fn run(ctx: &Ctx, args: &ReArgs) -> Result<()> {
     match (&args.input, &args.sentence, &args.subject) {
         (Some(input), _, _) => {
             let threshold = check_threshold(args.threshold, DEFAULT_THRESHOLD)?;
-            classify_file(args, input, threshold, progress)
+            classify_file(ctx, args, input, threshold)
         }
         (None, Some(sentence), Some(subject)) => {
             let threshold = check_threshold(args.threshold, DEFAULT_OPEN_THRESHOLD)?;
-            open(args, sentence, subject, threshold)
+            open(ctx, args, sentence, subject, threshold)
         }
         _ => bail!("give --input FILE, or --sentence TEXT with --subject WORD"),
     }
 }
 
-fn classify_file(args: &ReArgs, input: &Path, threshold: f32, progress: bool) -> Result<()> {
+fn classify_file(ctx: &Ctx, args: &ReArgs, input: &Path, threshold: f32) -> Result<()> {
     let examples = read_klue_re(input)?;
-    let classifier = load(&args.reader, &args.relations)?;
+    let classifier = load(ctx, &args.reader, &args.relations)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -187,7 +187,7 @@ fn classify_file(args: &ReArgs, input: &Path, threshold: f32, progress: bool) ->
         }
         serde_json::to_writer(&mut out, &line)?;
         writeln!(out)?;
-        if progress && (i + 1) % 25 == 0 {
+        if ctx.progress && (i + 1) % 25 == 0 {
             eprintln!("{} / {} examples", i + 1, examples.len());
         }
     }
@@ -213,12 +213,12 @@ fn classify_file(args: &ReArgs, input: &Path, threshold: f32, progress: bool) ->
     Ok(())
 }
 
-fn open(args: &ReArgs, sentence: &str, subject: &str, threshold: f32) -> Result<()> {
+fn open(ctx: &Ctx, args: &ReArgs, sentence: &str, subject: &str, threshold: f32) -> Result<()> {
     if sentence.trim().is_empty() || subject.trim().is_empty() {
         bail!("--sentence and --subject must not be empty");
     }
     let subject_type = SubjectType::from_klue(args.subject_type.trim());
-    let classifier = load(&args.reader, &args.relations)?;
+    let classifier = load(ctx, &args.reader, &args.relations)?;
     let found = classifier.open(sentence, subject, subject_type, threshold)?;
     if args.json {
         let found: Vec<Value> = found
@@ -297,7 +297,8 @@ fn score_all(
     })
 }
 
-pub fn bench(args: &BenchReArgs, progress: bool) -> Result<()> {
+pub fn bench(ctx: &Ctx, args: &BenchReArgs) -> Result<()> {
+    let progress = ctx.progress;
     let examples = read_klue_re(&args.data)?;
     if let Some(i) = examples.iter().position(|e| e.label.is_none()) {
         bail!(
@@ -320,7 +321,7 @@ pub fn bench(args: &BenchReArgs, progress: bool) -> Result<()> {
     if report_set.is_empty() {
         bail!("no examples to report on (--limit 0?)");
     }
-    let classifier = load(&args.reader, &args.relations)?;
+    let classifier = load(ctx, &args.reader, &args.relations)?;
 
     let gold_of = |set: &[KlueReExample]| -> Vec<usize> {
         set.iter().map(|e| class_of(e.relation())).collect()
@@ -395,7 +396,7 @@ pub fn bench(args: &BenchReArgs, progress: bool) -> Result<()> {
     });
     let examples_per_second = report_set.len() as f64 / scored.seconds.max(1e-9);
     let windows_per_second = scored.windows as f64 / scored.seconds.max(1e-9);
-    let device = format!("{:?}", crate::device().location());
+    let device = ctx.device_name();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let report = json!({
         "label": label,
@@ -403,7 +404,7 @@ pub fn bench(args: &BenchReArgs, progress: bool) -> Result<()> {
         "data": args.data,
         "device": device,
         "threads": threads,
-        "machine": crate::machine(Some(classifier.model().precision())),
+        "machine": ctx.machine(Some(classifier.model().precision())),
         "options": classifier.options(),
         "threshold": threshold,
         "threshold_source": source,

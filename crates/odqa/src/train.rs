@@ -151,7 +151,7 @@ fn read_npy<T: npyz::Deserialize>(path: &std::path::Path) -> Result<(Vec<u64>, V
     Ok((shape, data))
 }
 
-pub fn parity(args: &ParityArgs) -> Result<()> {
+pub fn parity(ctx: &crate::Ctx, args: &ParityArgs) -> Result<()> {
     let rows = odqa_train::export::read_rows(&args.export)?;
     let ids = odqa_train::export::read_ids(&args.export)?;
     let (_, parity_rows) = read_npy::<i64>(&args.reference.join("parity-rows.npy"))?;
@@ -167,9 +167,8 @@ pub fn parity(args: &ParityArgs) -> Result<()> {
             args.reference.display()
         );
     }
-    let model =
-        odqa_encoder::QaModel::load_at(&args.reader.reader, &crate::device(), crate::precision())
-            .with_context(|| format!("loading {}", args.reader.reader.display()))?;
+    let model = odqa_encoder::QaModel::load_at(&args.reader.reader, &ctx.device, ctx.precision)
+        .with_context(|| format!("loading {}", args.reader.reader.display()))?;
     let pad = odqa_reader::pad_id(model.tokenizer()).unwrap_or(1);
     let (mut batch_ids, mut mask) = (vec![pad; n * seq], vec![0u32; n * seq]);
     let mut windows = Vec::with_capacity(n);
@@ -232,7 +231,7 @@ pub fn parity(args: &ParityArgs) -> Result<()> {
         "best_span_is_gold": {"odqa_candle": gold_ours, "pytorch": gold_ref},
         "reader": args.reader.reader,
         "export": args.export,
-        "device": format!("{:?}", crate::device().location()),
+        "device": ctx.device_name(),
     });
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
