@@ -556,23 +556,7 @@ fn bench_retrieval(args: &BenchRetrievalArgs, ctx: &Ctx) -> Result<()> {
 }
 
 fn compare(results: &[PathBuf], out: &Path, title: &str) -> Result<()> {
-    let mut reports = Vec::with_capacity(results.len());
-    for path in results {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let report: odqa_bench::RetrievalReport = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a retrieval result", path.display()))?;
-        reports.push(report);
-    }
-    let table = odqa_bench::markdown_table(&reports);
-    let markdown = out.with_extension("md");
-    let svg = out.with_extension("svg");
-    if let Some(parent) = markdown.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    std::fs::write(&markdown, format!("# {title}\n\n{table}\n"))
-        .with_context(|| format!("writing {}", markdown.display()))?;
-    odqa_bench::plot_recall_svg(&reports, &svg, title)?;
+    let (table, markdown, svg) = odqa_bench::compare(results, out, title)?;
     println!("{table}");
     eprintln!("wrote {} and {}", markdown.display(), svg.display());
     Ok(())

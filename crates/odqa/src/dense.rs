@@ -200,7 +200,12 @@ pub fn bench_ann(
         "exact: {exact_qps:.0} queries/s over {} passages",
         dense.len()
     );
-    let mut rows = vec![serde_json::json!({"method": "exact", "queries_per_second": exact_qps})];
+    let mut rows = vec![odqa_bench::AnnRow {
+        method: "exact",
+        ef_search: None,
+        recall_vs_exact: None,
+        queries_per_second: exact_qps,
+    }];
     for &ef in efs {
         let started = std::time::Instant::now();
         let mut found = 0usize;
@@ -211,19 +216,22 @@ pub fn bench_ann(
         let qps = vectors.len() as f64 / started.elapsed().as_secs_f64();
         let recall = found as f64 / exact.iter().map(Vec::len).sum::<usize>().max(1) as f64;
         println!("ef {ef:>4}: recall@{k} {recall:.4} against exact, {qps:.0} queries/s");
-        rows.push(serde_json::json!({"method": "hnsw", "ef_search": ef, "recall_vs_exact": recall, "queries_per_second": qps}));
+        rows.push(odqa_bench::AnnRow {
+            method: "hnsw",
+            ef_search: Some(ef),
+            recall_vs_exact: Some(recall),
+            queries_per_second: qps,
+        });
     }
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let name = index
-        .file_name()
-        .map_or_else(|| "index".into(), |n| n.to_string_lossy().into_owned());
-    let path = out_dir.join(format!("ann-{name}.json"));
-    let report = serde_json::json!({
-        "index": index, "passages": dense.len(), "queries": vectors.len(), "k": k,
-        "hnsw": dense.manifest().hnsw, "rows": rows,
-    });
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let report = odqa_bench::AnnReport {
+        index: index.to_path_buf(),
+        passages: dense.len(),
+        queries: vectors.len(),
+        k,
+        hnsw: dense.manifest().hnsw,
+        rows,
+    };
+    let path = report.write(out_dir)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

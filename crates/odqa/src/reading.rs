@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use odqa_bench::{load_questions, run_reading_bench, ReadingPrediction, ReadingReport};
+use odqa_bench::{load_questions, run_reading_bench, ReadingPrediction};
 use odqa_pipeline::{AskOptions, AskResult, Pipeline, Reader, ReaderOptions};
 
 use crate::{Ctx, ReaderArgs};
@@ -210,41 +210,15 @@ impl ReadingBench<'_> {
 
     fn write(
         &self,
-        mut report: ReadingReport,
+        mut report: odqa_bench::ReadingReport,
         predictions: &std::collections::BTreeMap<String, String>,
         mut extra: serde_json::Value,
         precision: &odqa_encoder::PrecisionChoice,
     ) -> Result<()> {
         extra["machine"] = self.ctx.machine(Some(precision));
         report.extra = extra;
-        let stem = format!(
-            "{}-{}-{}",
-            report.kind,
-            self.questions
-                .file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-            report.label
-        );
-        std::fs::create_dir_all(self.out_dir)
-            .with_context(|| format!("creating {}", self.out_dir.display()))?;
-        let json = self.out_dir.join(format!("{stem}.json"));
-        let preds = self.out_dir.join(format!("{stem}.predictions.json"));
-        std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", json.display()))?;
-        std::fs::write(&preds, serde_json::to_vec_pretty(predictions)?)
-            .with_context(|| format!("writing {}", preds.display()))?;
-        println!(
-            "{} {}: {} questions · EM {:.2} · F1 {:.2} · read p50 {:.1} ms · {:.1} windows/s · total p50 {:.1} ms p99 {:.1} ms",
-            report.kind,
-            report.label,
-            report.questions,
-            report.exact_match,
-            report.f1,
-            report.read_ms.p50,
-            report.windows_per_second,
-            report.total_ms.p50,
-            report.total_ms.p99
-        );
+        let (json, preds) = report.write(self.out_dir, self.questions, predictions)?;
+        println!("{}", report.summary());
         eprintln!("wrote {} and {}", json.display(), preds.display());
         Ok(())
     }
@@ -441,27 +415,18 @@ impl ReadingBench<'_> {
                 .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
             self.label()
         );
-        std::fs::create_dir_all(self.out_dir)
-            .with_context(|| format!("creating {}", self.out_dir.display()))?;
-        let md = self.out_dir.join(format!("{stem}.md"));
-        let json = self.out_dir.join(format!("{stem}.json"));
-        std::fs::write(
-            &md,
-            format!(
-                "# Re-scored from {} ({} questions, read at top-{})\n\n{table}",
-                cache.display(),
-                data.questions.len(),
-                data.top_k
-            ),
-        )
-        .with_context(|| format!("writing {}", md.display()))?;
-        std::fs::write(
-            &json,
-            serde_json::to_vec_pretty(
-                &serde_json::json!({"cache": cache, "source": data.source, "rows": rows}),
-            )?,
-        )
-        .with_context(|| format!("writing {}", json.display()))?;
+        let sweep = odqa_bench::SweepReport {
+            cache,
+            source: &data.source,
+            rows: &rows,
+        };
+        let (md, json) = sweep.write(
+            self.out_dir,
+            &stem,
+            data.questions.len(),
+            data.top_k,
+            &table,
+        )?;
         eprintln!("wrote {} and {}", md.display(), json.display());
         Ok(())
     }
@@ -532,11 +497,14 @@ impl Timed {
     }
 }
 
-/// Prints ms per window for each stage and its share; returns them as JSON.
-fn print_stages(times: &odqa_encoder::StageTimes, batch: usize) -> serde_json::Value {
+/// Prints ms per window for each stage and its share; returns them.
+fn print_stages(
+    times: &odqa_encoder::StageTimes,
+    batch: usize,
+) -> std::collections::BTreeMap<String, f64> {
     let total: f64 = times.seconds.iter().sum();
     let windows = (times.passes * batch).max(1) as f64;
-    let mut out = serde_json::Map::new();
+    let mut out = std::collections::BTreeMap::new();
     for (stage, &s) in odqa_encoder::Stage::ALL.iter().zip(&times.seconds) {
         let ms = s * 1e3 / windows;
         println!(
@@ -544,9 +512,9 @@ fn print_stages(times: &odqa_encoder::StageTimes, batch: usize) -> serde_json::V
             stage.name(),
             100.0 * s / total.max(1e-12)
         );
-        out.insert(stage.name().into(), serde_json::json!(ms));
+        out.insert(stage.name().to_string(), ms);
     }
-    serde_json::Value::Object(out)
+    out
 }
 
 /// Windows of exactly `seq_len` real tokens (Korean article text) through
@@ -609,30 +577,35 @@ pub fn throughput(ctx: &Ctx, args: &Throughput) -> Result<()> {
         let seconds = started.elapsed().as_secs_f64();
         let windows_per_second = (passes * batch) as f64 / seconds;
         println!("batch {batch:>3}: {windows_per_second:.2} windows/s ({} windows of {} tokens in {seconds:.2} s)", passes * batch, args.seq_len);
-        let mut row = serde_json::json!({"batch": batch, "windows": passes * batch, "seconds": seconds, "windows_per_second": windows_per_second});
+        let mut row = odqa_bench::ThroughputRow {
+            batch,
+            windows: passes * batch,
+            seconds,
+            windows_per_second,
+            stages_ms_per_window: None,
+        };
         if args.profile && !args.embed {
             let mut times = odqa_encoder::StageTimes::default();
             for _ in 0..passes {
                 model.run_profiled(&window, batch, Some(&mut times))?;
             }
-            row["stages_ms_per_window"] = print_stages(&times, batch);
+            row.stages_ms_per_window = Some(print_stages(&times, batch));
         }
         rows.push(row);
     }
     let kind = if args.embed { "embed" } else { "reader" };
-    let label = args.label.clone().unwrap_or_else(|| kind.into());
-    std::fs::create_dir_all(args.out_dir)
-        .with_context(|| format!("creating {}", args.out_dir.display()))?;
-    let path = args.out_dir.join(format!("{kind}-throughput-{label}.json"));
-    let report = serde_json::json!({
-        "label": label, "kind": kind, "reader": (!args.embed).then_some(args.reader), "seq_len": args.seq_len, "device": ctx.device_name(),
-        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "machine": ctx.machine(Some(model.precision())),
-        "rows": rows,
-        "created_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-    });
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let report = odqa_bench::ThroughputReport {
+        label: args.label.clone().unwrap_or_else(|| kind.into()),
+        kind,
+        reader: (!args.embed).then(|| args.reader.to_path_buf()),
+        seq_len: args.seq_len,
+        device: ctx.device_name(),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        machine: ctx.machine(Some(model.precision())),
+        rows,
+        created_unix: odqa_bench::now_unix(),
+    };
+    let path = report.write(args.out_dir)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
