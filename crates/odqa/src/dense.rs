@@ -8,17 +8,9 @@ use odqa_corpus::{open_corpus, split_passages, CorpusEvent, UniqueArticles};
 use odqa_dense::{build_dense_index, DenseBuildOptions, DenseIndex, Fusion, HnswParams};
 use odqa_encoder::Encoder;
 use odqa_index::{IndexManifest, PassageIndex};
-use odqa_pipeline::{RetrievalMode, RetrievalOptions, Retriever};
+use odqa_pipeline::{IndexDir, RetrievalMode, RetrievalOptions, Retriever};
 
 use crate::{Bm25Args, Ctx, DenseArgs, FusionChoice, ModeChoice, RetrievalArgs};
-
-/// The dense index lives inside the BM25 index directory.
-pub fn dense_dir(index: &Path) -> PathBuf {
-    index.join("dense")
-}
-
-/// Name recorded in dense manifests: resuming checks it.
-const MODEL_NAME: &str = "multilingual-e5-small";
 
 /// The fetched multilingual-e5-small in the model cache (fetched on first use).
 pub fn default_model_dir() -> Result<PathBuf> {
@@ -67,7 +59,10 @@ pub fn build(ctx: &Ctx, index: &Path, args: &DenseArgs) -> Result<()> {
             bm25.num_passages()
         );
     }
-    let mut options = DenseBuildOptions::new(dense_dir(index), MODEL_NAME.to_string());
+    let mut options = DenseBuildOptions::new(
+        IndexDir::new(index).dense(),
+        IndexDir::DENSE_MODEL.to_string(),
+    );
     options.batch_size = args.batch_size;
     options.progress = ctx.progress;
     options.hnsw = HnswParams {
@@ -153,15 +148,12 @@ impl RetrievalArgs {
     /// The BM25 index at `dir`, plus its dense index and the query encoder
     /// when the mode needs them.
     pub fn open(&self, ctx: &Ctx, dir: &Path, bm25: &Bm25Args) -> Result<Retriever> {
-        let index = PassageIndex::open(dir, &ctx.dictionary)?;
-        let options = self.options(bm25, index.manifest().bm25)?;
-        let dense = match self.mode {
-            ModeChoice::Bm25 => None,
-            ModeChoice::Dense | ModeChoice::Hybrid => {
-                Some((DenseIndex::open(&dense_dir(dir))?, encoder_from(ctx, None)?))
-            }
-        };
-        Ok(Retriever::new(index, dense, options)?)
+        Retriever::open(
+            &IndexDir::new(dir),
+            &ctx.dictionary,
+            |index| self.options(bm25, index.manifest().bm25),
+            || encoder_from(ctx, None),
+        )
     }
 }
 
@@ -179,7 +171,7 @@ pub fn bench_ann(
     if k == 0 || efs.is_empty() || efs.contains(&0) {
         bail!("-k and every --ef must be at least 1");
     }
-    let dense = DenseIndex::open(&dense_dir(index))?;
+    let dense = DenseIndex::open(&IndexDir::new(index).dense())?;
     let encoder = encoder_from(ctx, None)?;
     let questions = odqa_bench::load_questions(questions)?;
     let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
