@@ -58,6 +58,13 @@ pub enum BenchError {
         #[source]
         source: serde_json::Error,
     },
+    /// A file given as a retrieval result is not one.
+    #[error("{} is not a retrieval result", path.display())]
+    NotAResult {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     /// Drawing the plot failed.
     #[error("{}: plotting failed: {message}", path.display())]
     Plot { path: PathBuf, message: String },

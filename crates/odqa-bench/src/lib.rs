@@ -16,6 +16,11 @@
 //!   once, re-scored at other retrieval weights, depths, thresholds and
 //!   with early stopping ([`rescore`], [`sweep`]) without the model.
 //!
+//! * typed results of the reader-throughput and ANN benchmarks
+//!   ([`ThroughputReport`], [`AnnReport`]), the result files of the reading
+//!   benchmarks and sweeps ([`ReadingReport::write`], [`SweepReport`]) and
+//!   of comparing retrieval results ([`compare`]).
+//!
 //! It must not touch indexes, analyzers or models: the caller passes a
 //! search closure that maps a question string and a depth to ranked
 //! [`RetrievedPassage`]s, and this crate only measures what comes back.
@@ -35,6 +40,7 @@ mod metrics;
 mod questions;
 mod reading;
 mod report;
+mod results;
 
 pub use bench::{
     run_retrieval_bench, LatencySummary, RecallAt, RetrievalBenchOptions, RetrievalReport,
@@ -46,3 +52,7 @@ pub use metrics::{first_hit_rank, percentile};
 pub use questions::{load_questions, Question};
 pub use reading::{run_reading_bench, ReadingPrediction, ReadingReport};
 pub use report::{markdown_table, plot_recall_svg, write_report, ReportFiles};
+pub use results::{
+    compare, now_unix, reading_stem, AnnReport, AnnRow, SweepReport, ThroughputReport,
+    ThroughputRow,
+};

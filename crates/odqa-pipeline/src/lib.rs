@@ -1,7 +1,9 @@
 //! Retrieve-then-read: odqa's question answering pipeline.
 //!
-//! This crate owns the glue between retrieval and reading: choosing and
-//! fusing retrievers ([`Retriever`]: BM25, dense, hybrid), running the span
+//! This crate owns the glue between retrieval and reading: an index
+//! directory's layout ([`IndexDir`]: BM25 at its root, dense in `dense/`),
+//! opening, choosing and fusing retrievers ([`Retriever`]: BM25, dense,
+//! hybrid), running the span
 //! model over question/passage windows in batches ([`Reader`]), and
 //! answering a question over an index with evidence ([`Pipeline`]): reading
 //! in retrieval order with early stopping, retrieval and span scores fused
@@ -48,7 +50,7 @@ pub use ask::{
 };
 pub use odqa_reader::fusion::{FusionSettings, ReadPassage, ReadSpan};
 pub use reader::{ReadOutput, Reader, ReaderOptions};
-pub use retrieve::{RetrievalMode, RetrievalOptions, Retriever};
+pub use retrieve::{IndexDir, RetrievalMode, RetrievalOptions, Retriever};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

@@ -5,6 +5,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::{PipelineError, Result};
 
+/// An index directory's layout: the BM25 index at its root, the dense
+/// index ([`IndexDir::DENSE_MODEL`]'s embeddings and the HNSW graph) in
+/// `dense/` inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDir(std::path::PathBuf);
+
+impl IndexDir {
+    /// The model whose embeddings the dense index holds (recorded in its
+    /// manifest; resuming a build checks it).
+    pub const DENSE_MODEL: &'static str = "multilingual-e5-small";
+
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        IndexDir(path.into())
+    }
+
+    /// The BM25 index.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// The dense index.
+    pub fn dense(&self) -> std::path::PathBuf {
+        self.0.join("dense")
+    }
+}
+
 /// Which retriever ranks passages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +93,26 @@ impl Retriever {
             dense,
             options,
         })
+    }
+
+    /// Opens the BM25 index in `dir`, then `options` for it, then, when
+    /// their mode needs them, the dense index and the query encoder.
+    pub fn open<E: From<PipelineError>>(
+        dir: &IndexDir,
+        dictionary: &odqa_analysis::DictionarySource,
+        options: impl FnOnce(&PassageIndex) -> std::result::Result<RetrievalOptions, E>,
+        encoder: impl FnOnce() -> std::result::Result<Encoder, E>,
+    ) -> std::result::Result<Self, E> {
+        let index = PassageIndex::open(dir.path(), dictionary).map_err(PipelineError::from)?;
+        let options = options(&index)?;
+        let dense = match options.mode {
+            RetrievalMode::Bm25 => None,
+            RetrievalMode::Dense | RetrievalMode::Hybrid => {
+                let dense = DenseIndex::open(&dir.dense()).map_err(PipelineError::from)?;
+                Some((dense, encoder()?))
+            }
+        };
+        Ok(Retriever::new(index, dense, options)?)
     }
 
     pub fn bm25(&self) -> &PassageIndex {

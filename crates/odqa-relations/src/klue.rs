@@ -29,6 +29,30 @@ pub enum RelationError {
     Reader(#[from] odqa_reader::ReaderError),
     #[error(transparent)]
     Model(#[from] odqa_encoder::EncoderError),
+    /// Scoring the example at `record` (1-based) of `path` failed.
+    #[error("{}: record {record}", path.display())]
+    AtRecord {
+        path: PathBuf,
+        record: usize,
+        #[source]
+        source: Box<RelationError>,
+    },
+    /// A benchmark result file or directory could not be created.
+    #[error("creating {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A benchmark result file could not be written.
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 /// An entity mention; `start_idx..=end_idx` are character offsets.

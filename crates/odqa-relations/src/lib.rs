@@ -5,7 +5,10 @@
 //! after a name ([`josa`]), KLUE-RE records ([`klue`]), relation
 //! classification and open extraction by asking those questions of the
 //! span reader ([`classify`]), and KLUE-RE's metrics: micro-F1 without
-//! `no_relation`, AUPRC, accuracy, threshold calibration ([`metrics`]).
+//! `no_relation`, AUPRC, accuracy, threshold calibration ([`metrics`]),
+//! and the KLUE-RE benchmark: scoring a labelled file, calibrating on its
+//! first examples, the typed report and its JSON/Markdown/prediction files
+//! ([`bench`]).
 //! The templates live only here: the reader's training-data export and
 //! relation classification both ask exactly these questions.
 //!
@@ -25,6 +28,7 @@
 //! }
 //! ```
 
+pub mod bench;
 pub mod classify;
 pub mod josa;
 pub mod klue;

@@ -203,7 +203,9 @@ pub(crate) struct QueuedModel {
 
 struct Shared {
     tx: mpsc::Sender<Job>,
-    tokenizer: Tokenizer,
+    /// The worker's model, for its tokenizer only (one copy of it: the
+    /// tokenizer of multilingual-e5-small holds 250k pieces).
+    model: Arc<dyn SpanModel>,
     load: Arc<Load>,
 }
 
@@ -234,9 +236,9 @@ impl QueuedModel {
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let load = Arc::new(Load::default());
-        let tokenizer = model.tokenizer().clone();
+        let model = Arc::new(model);
         let worker = Worker {
-            model,
+            model: Arc::clone(&model),
             config,
             metrics,
             load: Arc::clone(&load),
@@ -246,11 +248,7 @@ impl QueuedModel {
             .name("odqa-reader-queue".into())
             .spawn(move || worker.run(rx))?;
         Ok(QueuedModel {
-            shared: Arc::new(Shared {
-                tx,
-                tokenizer,
-                load,
-            }),
+            shared: Arc::new(Shared { tx, model, load }),
         })
     }
 
@@ -326,7 +324,7 @@ impl QueuedModel {
 
 impl SpanModel for QueuedModel {
     fn tokenizer(&self) -> &Tokenizer {
-        &self.shared.tokenizer
+        self.shared.model.tokenizer()
     }
 
     fn span_logits(&self, windows: &[Window]) -> odqa_reader::Result<SpanLogits> {
@@ -336,7 +334,7 @@ impl SpanModel for QueuedModel {
 }
 
 struct Worker<M> {
-    model: M,
+    model: Arc<M>,
     config: BatchConfig,
     metrics: Metrics,
     load: Arc<Load>,

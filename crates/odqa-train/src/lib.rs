@@ -9,7 +9,10 @@
 //! relation questions from `odqa_relations::questions`, the very templates
 //! relation extraction asks. Span-selection pre-training examples
 //! (recurring spans and retrieval-backed cloze, [`pretrain`]) go through
-//! the same windows and the same exporter.
+//! the same windows and the same exporter. Parity of odqa's reader with the
+//! trainer ([`parity`]): the trainer's reference logits read, the windows
+//! laid out, both sides' best spans decoded alike and the typed report;
+//! the forward pass itself is the caller's.
 //!
 //! Must not touch: model weights or training itself (the recipe under
 //! `train/` reads what this crate writes), retrieval scoring, span scoring.
@@ -25,6 +28,7 @@
 
 pub mod export;
 pub mod labels;
+pub mod parity;
 pub mod pretrain;
 pub mod split;
 pub mod squad;
@@ -55,6 +59,16 @@ pub enum TrainError {
     Corpus(#[from] odqa_corpus::CorpusError),
     #[error("invalid export setting: {0}")]
     Config(String),
+    /// Reference files that disagree with each other or with the export.
+    #[error("{0}")]
+    Parity(String),
+    /// An I/O or format failure, `context` naming the file.
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, TrainError>;

@@ -16,40 +16,33 @@ use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, 
 use crate::corpora::{self, ResolvedCorpus};
 use crate::{dense, reading};
 use crate::{
-    AnalyzerArgs, AnalyzerChoice, BenchCommand, BenchRetrievalArgs, Bm25Args, BuildArgs, Cli,
-    Command, DecompoundChoice, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand,
-    SearchArgs,
+    AnalyzerArgs, AnalyzerChoice, BenchCommand, BenchRetrievalArgs, Bm25Args, BuildArgs, Command,
+    Ctx, DecompoundChoice, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand, SearchArgs,
 };
 
 /// Largest `-k` / `--depth` accepted: beyond it BM25 ranks are noise and
 /// output gets unwieldy.
 const MAX_K: usize = 10_000;
 
-pub fn run(cli: Cli) -> Result<()> {
-    let dictionary = DictionarySource::resolve(cli.ko_dic.as_deref());
-    let progress = !cli.quiet;
-    match cli.command {
-        Command::Demo(args) => demo(&args, &dictionary, progress),
+pub fn run(command: Command, ctx: &Ctx) -> Result<()> {
+    let (dictionary, progress) = (&ctx.dictionary, ctx.progress);
+    match command {
+        Command::Demo(args) => demo(&args, ctx),
         Command::Index(IndexCommand::Build(args)) => {
             let corpus = corpora::resolve(args.corpus.as_deref())?;
             let out = args
                 .out
                 .clone()
                 .unwrap_or_else(|| default_index_dir(&corpus));
-            build(&args, &corpus, out.clone(), &dictionary, progress)?;
+            build(&args, &corpus, out.clone(), dictionary, progress)?;
             if args.dense {
-                dense::build(
-                    &out,
-                    &dictionary,
-                    &crate::DenseArgs::defaults(out.clone()),
-                    progress,
-                )?;
+                dense::build(ctx, &out, &crate::DenseArgs::defaults(out.clone()))?;
             }
             Ok(())
         }
         Command::Index(IndexCommand::Dense(args)) => {
             let index = index_dir(args.index.clone())?;
-            dense::build(&index, &dictionary, &args, progress)
+            dense::build(ctx, &index, &args)
         }
         Command::Index(IndexCommand::Info { index }) => {
             let index = index_dir(index)?;
@@ -57,8 +50,8 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&manifest)?);
             Ok(())
         }
-        Command::Analyze { text, analyzer } => analyze(&text, &analyzer, &dictionary),
-        Command::Search(args) => search(&args, &dictionary),
+        Command::Analyze { text, analyzer } => analyze(&text, &analyzer, dictionary),
+        Command::Search(args) => search(&args, ctx),
         Command::Passages(PassagesCommand::Export {
             corpus,
             out,
@@ -96,7 +89,7 @@ pub fn run(cli: Cli) -> Result<()> {
             texts,
             passage,
             model,
-        } => embed(&texts, passage, model),
+        } => embed(ctx, &texts, passage, model),
         Command::Read {
             question,
             context,
@@ -104,6 +97,7 @@ pub fn run(cli: Cli) -> Result<()> {
             reader,
             json,
         } => reading::read(
+            ctx,
             &question,
             context.as_deref(),
             context_file.as_deref(),
@@ -112,11 +106,11 @@ pub fn run(cli: Cli) -> Result<()> {
         ),
         Command::Ask(args) => {
             let index = index_dir(args.index.clone())?;
-            reading::ask(&args, index, &dictionary)
+            reading::ask(ctx, &args, index)
         }
         Command::Serve(args) => {
             let index = index_dir(args.index.clone())?;
-            crate::serve::run(&args, index, &dictionary)
+            crate::serve::run(ctx, &args, index)
         }
         Command::Bench(BenchCommand::Ann {
             index,
@@ -124,7 +118,7 @@ pub fn run(cli: Cli) -> Result<()> {
             k,
             ef,
             out_dir,
-        }) => dense::bench_ann(&index_dir(index)?, &questions, k, &ef, &out_dir),
+        }) => dense::bench_ann(ctx, &index_dir(index)?, &questions, k, &ef, &out_dir),
         Command::Bench(BenchCommand::Reader {
             reader,
             embed,
@@ -135,17 +129,20 @@ pub fn run(cli: Cli) -> Result<()> {
             corpus,
             out_dir,
             label,
-        }) => reading::throughput(&reading::Throughput {
-            reader: &reader,
-            embed,
-            profile,
-            seq_len,
-            batch_sizes: &batch_sizes,
-            windows,
-            corpus: corpus.as_deref(),
-            out_dir: &out_dir,
-            label,
-        }),
+        }) => reading::throughput(
+            ctx,
+            &reading::Throughput {
+                reader: &reader,
+                embed,
+                profile,
+                seq_len,
+                batch_sizes: &batch_sizes,
+                windows,
+                corpus: corpus.as_deref(),
+                out_dir: &out_dir,
+                label,
+            },
+        ),
         Command::Bench(BenchCommand::Mrc {
             data,
             reader,
@@ -158,7 +155,7 @@ pub fn run(cli: Cli) -> Result<()> {
             label,
             limit,
             out_dir: &out_dir,
-            progress,
+            ctx,
         }
         .mrc(),
         Command::Bench(BenchCommand::Odqa {
@@ -183,13 +180,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 label,
                 limit,
                 out_dir: &out_dir,
-                progress,
+                ctx,
             };
             match cache {
-                None => bench.odqa(&index, &dictionary, &retrieval, options),
+                None => bench.odqa(&index, &retrieval, options),
                 Some(cache) => {
                     if !cache.exists() {
-                        bench.build_cache(&index, &dictionary, &retrieval, options, &cache)?;
+                        bench.build_cache(&index, &retrieval, options, &cache)?;
                     }
                     let or = |v: Vec<f32>, d: f32| if v.is_empty() { vec![d] } else { v };
                     let top_ks = if sweep_top_k.is_empty() {
@@ -207,23 +204,21 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Bench(BenchCommand::Retrieval(args)) => {
-            bench_retrieval(&args, &dictionary, progress)
-        }
+        Command::Bench(BenchCommand::Retrieval(args)) => bench_retrieval(&args, ctx),
         Command::Bench(BenchCommand::Compare {
             results,
             out,
             title,
         }) => compare(&results, &out, &title),
         Command::Train(crate::TrainCommand::Export(args)) => {
-            crate::train::export(&args, &dictionary, progress)
+            crate::train::export(&args, dictionary, progress)
         }
-        Command::Train(crate::TrainCommand::Parity(args)) => crate::train::parity(&args),
+        Command::Train(crate::TrainCommand::Parity(args)) => crate::train::parity(ctx, &args),
         Command::Train(crate::TrainCommand::PretrainData(args)) => {
-            crate::train::pretrain_data(&args, &dictionary, progress)
+            crate::train::pretrain_data(&args, dictionary, progress)
         }
-        Command::Re(args) => crate::relations::run(&args, progress),
-        Command::Bench(BenchCommand::Re(args)) => crate::relations::bench(&args, progress),
+        Command::Re(args) => crate::relations::run(ctx, &args),
+        Command::Bench(BenchCommand::Re(args)) => crate::relations::bench(ctx, &args),
     }
 }
 
@@ -360,8 +355,8 @@ fn analyze(text: &str, args: &AnalyzerArgs, dictionary: &DictionarySource) -> Re
     Ok(())
 }
 
-fn embed(texts: &[String], passage: bool, model: Option<PathBuf>) -> Result<()> {
-    let encoder = dense::encoder_from(model)?;
+fn embed(ctx: &Ctx, texts: &[String], passage: bool, model: Option<PathBuf>) -> Result<()> {
+    let encoder = dense::encoder_from(ctx, model)?;
     let kind = if passage {
         odqa_encoder::TextKind::Passage
     } else {
@@ -381,13 +376,13 @@ fn check_k(k: usize, flag: &str) -> Result<()> {
     Ok(())
 }
 
-fn search(args: &SearchArgs, dictionary: &DictionarySource) -> Result<()> {
+fn search(args: &SearchArgs, ctx: &Ctx) -> Result<()> {
     check_k(args.k, "-k")?;
     if args.query.trim().is_empty() {
         bail!("the query is empty");
     }
     let dir = index_dir(args.index.clone())?;
-    let retriever = args.retrieval.open(&dir, dictionary, &args.bm25)?;
+    let retriever = args.retrieval.open(ctx, &dir, &args.bm25)?;
     let index = retriever.bm25();
     let hits = retriever.retrieve(&args.query, args.k)?;
     let stdout = std::io::stdout();
@@ -486,14 +481,10 @@ fn export_passages(
     Ok(())
 }
 
-fn bench_retrieval(
-    args: &BenchRetrievalArgs,
-    dictionary: &DictionarySource,
-    progress: bool,
-) -> Result<()> {
+fn bench_retrieval(args: &BenchRetrievalArgs, ctx: &Ctx) -> Result<()> {
     check_k(args.depth, "--depth")?;
     let dir = index_dir(args.index.clone())?;
-    let retriever = args.retrieval.open(&dir, dictionary, &args.bm25)?;
+    let retriever = args.retrieval.open(ctx, &dir, &args.bm25)?;
     let index = retriever.bm25();
     let params = retriever.options().bm25.unwrap_or(index.manifest().bm25);
     let questions = load_questions(&args.questions)?;
@@ -514,7 +505,7 @@ fn bench_retrieval(
         index: dir.display().to_string(),
         questions_file: args.questions.display().to_string(),
         mode: args.retrieval.mode_name().into(),
-        show_progress: progress,
+        show_progress: ctx.progress,
         ..RetrievalBenchOptions::default()
     };
     let mut hits_file = match &args.export_hits {
@@ -566,23 +557,7 @@ fn bench_retrieval(
 }
 
 fn compare(results: &[PathBuf], out: &Path, title: &str) -> Result<()> {
-    let mut reports = Vec::with_capacity(results.len());
-    for path in results {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let report: odqa_bench::RetrievalReport = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a retrieval result", path.display()))?;
-        reports.push(report);
-    }
-    let table = odqa_bench::markdown_table(&reports);
-    let markdown = out.with_extension("md");
-    let svg = out.with_extension("svg");
-    if let Some(parent) = markdown.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    std::fs::write(&markdown, format!("# {title}\n\n{table}\n"))
-        .with_context(|| format!("writing {}", markdown.display()))?;
-    odqa_bench::plot_recall_svg(&reports, &svg, title)?;
+    let (table, markdown, svg) = odqa_bench::compare(results, out, title)?;
     println!("{table}");
     eprintln!("wrote {} and {}", markdown.display(), svg.display());
     Ok(())
@@ -604,7 +579,7 @@ const MINI_QUESTIONS: &[&str] = &[
     "한글이 반포된 해는?",
 ];
 
-fn demo(args: &crate::DemoArgs, dictionary: &DictionarySource, progress: bool) -> Result<()> {
+fn demo(args: &crate::DemoArgs, ctx: &Ctx) -> Result<()> {
     let corpus = corpora::resolve(args.corpus.as_deref())?;
     let dir = default_index_dir(&corpus);
     if dir.exists() {
@@ -636,7 +611,13 @@ fn demo(args: &crate::DemoArgs, dictionary: &DictionarySource, progress: bool) -
             force: false,
             dense: false,
         };
-        build(&build_args, &corpus, dir.clone(), dictionary, progress)?;
+        build(
+            &build_args,
+            &corpus,
+            dir.clone(),
+            &ctx.dictionary,
+            ctx.progress,
+        )?;
     }
     let questions: Vec<String> = if args.questions.is_empty() {
         let samples = if corpus.name == "kowiki-2020-mini" {
@@ -652,11 +633,11 @@ fn demo(args: &crate::DemoArgs, dictionary: &DictionarySource, progress: bool) -
         bail!("--question {q:?} is empty");
     }
     let retriever = odqa_pipeline::Retriever::new(
-        PassageIndex::open(&dir, dictionary)?,
+        PassageIndex::open(&dir, &ctx.dictionary)?,
         None,
         odqa_pipeline::RetrievalOptions::default(),
     )?;
-    let pipeline = odqa_pipeline::Pipeline::new(retriever, args.reader.load()?);
+    let pipeline = odqa_pipeline::Pipeline::new(retriever, args.reader.load(ctx)?);
     let options = args.fusion.options(args.answers);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

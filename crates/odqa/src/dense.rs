@@ -4,21 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use odqa_analysis::DictionarySource;
 use odqa_dense::{build_dense_index, DenseBuildOptions, DenseIndex, Fusion, HnswParams};
 use odqa_encoder::Encoder;
 use odqa_index::{IndexManifest, PassageIndex};
-use odqa_pipeline::{RetrievalMode, RetrievalOptions, Retriever};
+use odqa_pipeline::{IndexDir, RetrievalMode, RetrievalOptions, Retriever};
 
-use crate::{Bm25Args, DenseArgs, FusionChoice, ModeChoice, RetrievalArgs};
-
-/// The dense index lives inside the BM25 index directory.
-pub fn dense_dir(index: &Path) -> PathBuf {
-    index.join("dense")
-}
-
-/// Name recorded in dense manifests: resuming checks it.
-const MODEL_NAME: &str = "multilingual-e5-small";
+use crate::{Bm25Args, Ctx, DenseArgs, FusionChoice, ModeChoice, RetrievalArgs};
 
 /// The fetched multilingual-e5-small in the model cache (fetched on first use).
 pub fn default_model_dir() -> Result<PathBuf> {
@@ -26,16 +17,16 @@ pub fn default_model_dir() -> Result<PathBuf> {
 }
 
 /// The encoder in `model`, else the default model, on `--device`.
-pub fn encoder_from(model: Option<PathBuf>) -> Result<Encoder> {
+pub fn encoder_from(ctx: &Ctx, model: Option<PathBuf>) -> Result<Encoder> {
     let dir = match model {
         Some(dir) => dir,
         None => default_model_dir()?,
     };
     let options = odqa_encoder::EncoderOptions {
-        precision: crate::precision(),
+        precision: ctx.precision,
         ..Default::default()
     };
-    let encoder = Encoder::load_with(&dir, &crate::device(), &options)?;
+    let encoder = Encoder::load_with(&dir, &ctx.device, &options)?;
     crate::report_precision("encoder", encoder.precision());
     Ok(encoder)
 }
@@ -54,14 +45,9 @@ impl DenseArgs {
 
 /// Embeds the passages of the index at `index` in corpus order (the order
 /// `odqa passages export` writes, stable across runs, so a rerun resumes).
-pub fn build(
-    index: &Path,
-    dictionary: &DictionarySource,
-    args: &DenseArgs,
-    progress: bool,
-) -> Result<()> {
+pub fn build(ctx: &Ctx, index: &Path, args: &DenseArgs) -> Result<()> {
     let manifest = IndexManifest::read(index)?;
-    let bm25 = PassageIndex::open(index, dictionary)?;
+    let bm25 = PassageIndex::open(index, &ctx.dictionary)?;
     let passages = corpus_passages(&manifest)?;
     if passages.len() as u64 != bm25.num_passages() {
         bail!(
@@ -72,16 +58,19 @@ pub fn build(
             bm25.num_passages()
         );
     }
-    let mut options = DenseBuildOptions::new(dense_dir(index), MODEL_NAME.to_string());
+    let mut options = DenseBuildOptions::new(
+        IndexDir::new(index).dense(),
+        IndexDir::DENSE_MODEL.to_string(),
+    );
     options.batch_size = args.batch_size;
-    options.progress = progress;
+    options.progress = ctx.progress;
     options.hnsw = HnswParams {
         m: args.m,
         ef_construction: args.ef_construction,
         ef_search: args.ef_search,
     };
     let interrupt = crate::commands::interrupt_flag();
-    let built = build_dense_index(&passages, &encoder_from(None)?, &options, &interrupt)
+    let built = build_dense_index(&passages, &encoder_from(ctx, None)?, &options, &interrupt)
         .with_context(|| format!("building the dense index in {}", options.dir.display()))?;
     eprintln!(
         "dense index {}: {} passages, dim {}, {:.1} passages/s embedding ({} resumed), graph {:.1} s",
@@ -151,21 +140,13 @@ impl RetrievalArgs {
 
     /// The BM25 index at `dir`, plus its dense index and the query encoder
     /// when the mode needs them.
-    pub fn open(
-        &self,
-        dir: &Path,
-        dictionary: &DictionarySource,
-        bm25: &Bm25Args,
-    ) -> Result<Retriever> {
-        let index = PassageIndex::open(dir, dictionary)?;
-        let options = self.options(bm25, index.manifest().bm25)?;
-        let dense = match self.mode {
-            ModeChoice::Bm25 => None,
-            ModeChoice::Dense | ModeChoice::Hybrid => {
-                Some((DenseIndex::open(&dense_dir(dir))?, encoder_from(None)?))
-            }
-        };
-        Ok(Retriever::new(index, dense, options)?)
+    pub fn open(&self, ctx: &Ctx, dir: &Path, bm25: &Bm25Args) -> Result<Retriever> {
+        Retriever::open(
+            &IndexDir::new(dir),
+            &ctx.dictionary,
+            |index| self.options(bm25, index.manifest().bm25),
+            || encoder_from(ctx, None),
+        )
     }
 }
 
@@ -173,6 +154,7 @@ impl RetrievalArgs {
 /// and queries/s of each (query embedding excluded: vectors are computed
 /// first).
 pub fn bench_ann(
+    ctx: &Ctx,
     index: &Path,
     questions: &Path,
     k: usize,
@@ -182,8 +164,8 @@ pub fn bench_ann(
     if k == 0 || efs.is_empty() || efs.contains(&0) {
         bail!("-k and every --ef must be at least 1");
     }
-    let dense = DenseIndex::open(&dense_dir(index))?;
-    let encoder = encoder_from(None)?;
+    let dense = DenseIndex::open(&IndexDir::new(index).dense())?;
+    let encoder = encoder_from(ctx, None)?;
     let questions = odqa_bench::load_questions(questions)?;
     let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
     let vectors = encoder.embed(&texts, odqa_encoder::TextKind::Query)?;
@@ -203,7 +185,12 @@ pub fn bench_ann(
         "exact: {exact_qps:.0} queries/s over {} passages",
         dense.len()
     );
-    let mut rows = vec![serde_json::json!({"method": "exact", "queries_per_second": exact_qps})];
+    let mut rows = vec![odqa_bench::AnnRow {
+        method: "exact",
+        ef_search: None,
+        recall_vs_exact: None,
+        queries_per_second: exact_qps,
+    }];
     for &ef in efs {
         let started = std::time::Instant::now();
         let mut found = 0usize;
@@ -214,19 +201,22 @@ pub fn bench_ann(
         let qps = vectors.len() as f64 / started.elapsed().as_secs_f64();
         let recall = found as f64 / exact.iter().map(Vec::len).sum::<usize>().max(1) as f64;
         println!("ef {ef:>4}: recall@{k} {recall:.4} against exact, {qps:.0} queries/s");
-        rows.push(serde_json::json!({"method": "hnsw", "ef_search": ef, "recall_vs_exact": recall, "queries_per_second": qps}));
+        rows.push(odqa_bench::AnnRow {
+            method: "hnsw",
+            ef_search: Some(ef),
+            recall_vs_exact: Some(recall),
+            queries_per_second: qps,
+        });
     }
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let name = index
-        .file_name()
-        .map_or_else(|| "index".into(), |n| n.to_string_lossy().into_owned());
-    let path = out_dir.join(format!("ann-{name}.json"));
-    let report = serde_json::json!({
-        "index": index, "passages": dense.len(), "queries": vectors.len(), "k": k,
-        "hnsw": dense.manifest().hnsw, "rows": rows,
-    });
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let report = odqa_bench::AnnReport {
+        index: index.to_path_buf(),
+        passages: dense.len(),
+        queries: vectors.len(),
+        k,
+        hnsw: dense.manifest().hnsw,
+        rows,
+    };
+    let path = report.write(out_dir)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

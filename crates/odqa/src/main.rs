@@ -601,14 +601,34 @@ struct BenchRetrievalArgs {
     retrieval: RetrievalArgs,
 }
 
-/// The `--device` every model of this process runs on.
-static DEVICE: std::sync::OnceLock<odqa_encoder::Device> = std::sync::OnceLock::new();
+/// What every command shares, built once in `main` from the global flags
+/// and passed down: where models run, at which precision, the ko-dic
+/// dictionary and whether progress is shown.
+#[derive(Clone)]
+pub struct Ctx {
+    pub device: odqa_encoder::Device,
+    pub precision: odqa_encoder::Precision,
+    pub dictionary: odqa_analysis::DictionarySource,
+    pub progress: bool,
+}
 
-/// The `--precision` every model of this process is loaded at.
-static PRECISION: std::sync::OnceLock<odqa_encoder::Precision> = std::sync::OnceLock::new();
+impl Ctx {
+    /// The device as result files record it (`Cpu`, `Cuda(0)` …).
+    fn device_name(&self) -> String {
+        format!("{:?}", self.device.location())
+    }
 
-fn precision() -> odqa_encoder::Precision {
-    PRECISION.get().copied().unwrap_or_default()
+    /// The machine a benchmark ran on, for its result file.
+    fn machine(&self, choice: Option<&odqa_encoder::PrecisionChoice>) -> serde_json::Value {
+        let features = odqa_encoder::cpu_features();
+        serde_json::json!({
+            "cpu": odqa_encoder::cpu_model_name(),
+            "flags": features.flags(),
+            "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "device": self.device_name(),
+            "precision": choice,
+        })
+    }
 }
 
 /// Says on stderr which precision a loaded model runs at and why.
@@ -617,29 +637,6 @@ fn report_precision(what: &str, choice: &odqa_encoder::PrecisionChoice) {
         "{what}: precision {} (asked {}: {})",
         choice.chosen, choice.requested, choice.reason
     );
-}
-
-/// The machine a benchmark ran on, for its result file.
-fn machine(choice: Option<&odqa_encoder::PrecisionChoice>) -> serde_json::Value {
-    let features = odqa_encoder::cpu_features();
-    serde_json::json!({
-        "cpu": odqa_encoder::cpu_model_name(),
-        "flags": features.flags(),
-        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "device": format!("{:?}", device().location()),
-        "precision": choice,
-    })
-}
-
-/// The global `--ko-dic`, for code that analyzes outside a command's own setup.
-static KO_DIC: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-
-fn dictionary() -> odqa_analysis::DictionarySource {
-    odqa_analysis::DictionarySource::resolve(KO_DIC.get().and_then(|d| d.as_deref()))
-}
-
-fn device() -> odqa_encoder::Device {
-    DEVICE.get().cloned().unwrap_or(odqa_encoder::Device::Cpu)
 }
 
 fn main() -> std::process::ExitCode {
@@ -658,13 +655,19 @@ fn main() -> std::process::ExitCode {
         logs.init();
     }
     let cli = Cli::parse();
-    let _ = KO_DIC.set(cli.ko_dic.clone());
-    let _ = PRECISION.set(cli.precision);
-    if let Err(err) = odqa_encoder::device(&cli.device).map(|d| DEVICE.set(d)) {
-        eprintln!("error: {err}");
-        return std::process::ExitCode::FAILURE;
-    }
-    match commands::run(cli) {
+    let ctx = match odqa_encoder::device(&cli.device) {
+        Ok(device) => Ctx {
+            device,
+            precision: cli.precision,
+            dictionary: odqa_analysis::DictionarySource::resolve(cli.ko_dic.as_deref()),
+            progress: !cli.quiet,
+        },
+        Err(err) => {
+            eprintln!("error: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match commands::run(cli.command, &ctx) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -5,11 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use odqa_analysis::DictionarySource;
-use odqa_bench::{load_questions, run_reading_bench, ReadingPrediction, ReadingReport};
+use odqa_bench::{load_questions, run_reading_bench, ReadingPrediction};
 use odqa_pipeline::{AskOptions, AskResult, Pipeline, Reader, ReaderOptions};
 
-use crate::ReaderArgs;
+use crate::{Ctx, ReaderArgs};
 
 /// The directory a `--reader` value names: itself, or for
 /// `hf:ORG/NAME[@REVISION]` the checkpoint's snapshot in the Hugging Face
@@ -28,18 +27,18 @@ pub(crate) fn reader_dir(arg: &Path) -> Result<PathBuf> {
 }
 
 impl ReaderArgs {
-    pub(crate) fn load(&self) -> Result<Reader> {
+    pub(crate) fn load(&self, ctx: &Ctx) -> Result<Reader> {
         let dir = reader_dir(&self.reader)?;
         let mut options = ReaderOptions::default();
         options.windows.max_len = self.max_len;
         options.windows.doc_stride = self.doc_stride;
         options.scoring.max_answer_tokens = self.max_answer_tokens;
         options.batch_size = self.batch_size;
-        options.precision = crate::precision();
+        options.precision = ctx.precision;
         // odqa's reader was trained with "no answer" at position 0: its
         // probabilities are normalised over the passage tokens and that position.
         options.scoring.allow_no_answer = odqa_encoder::is_delta_reader(&dir);
-        let reader = Reader::load(&dir, options, &crate::device())
+        let reader = Reader::load(&dir, options, &ctx.device)
             .with_context(|| format!("loading the reader from {}", dir.display()))?;
         crate::report_precision("reader", reader.model().precision());
         if let Some(settings) = reader.model().settings() {
@@ -52,7 +51,7 @@ impl ReaderArgs {
         }
         let analyzer = odqa_analysis::KoreanAnalyzer::new(
             odqa_analysis::AnalyzerConfig::default(),
-            &crate::dictionary(),
+            &ctx.dictionary,
         )
         .context("loading the Korean analyzer that trims answers")?;
         Ok(reader.with_trimmer(analyzer))
@@ -60,6 +59,7 @@ impl ReaderArgs {
 }
 
 pub fn read(
+    ctx: &Ctx,
     question: &str,
     context: Option<&str>,
     context_file: Option<&Path>,
@@ -76,7 +76,7 @@ pub fn read(
     if question.trim().is_empty() {
         bail!("the question is empty");
     }
-    let reader = args.load()?;
+    let reader = args.load(ctx)?;
     let output = reader.read(question, &[context.as_str()])?;
     if json {
         let answers: Vec<_> = output
@@ -105,14 +105,14 @@ pub fn read(
     Ok(())
 }
 
-pub fn ask(args: &crate::AskArgs, index_dir: PathBuf, dictionary: &DictionarySource) -> Result<()> {
+pub fn ask(ctx: &Ctx, args: &crate::AskArgs, index_dir: PathBuf) -> Result<()> {
     if args.question.trim().is_empty() {
         bail!("the question is empty");
     }
     let retriever = args
         .retrieval
-        .open(&index_dir, dictionary, &crate::Bm25Args::default())?;
-    let pipeline = Pipeline::new(retriever, args.reader.load()?);
+        .open(ctx, &index_dir, &crate::Bm25Args::default())?;
+    let pipeline = Pipeline::new(retriever, args.reader.load(ctx)?);
     let options = args.fusion.options(args.answers);
     let result = pipeline.ask(&args.question, &options)?;
     let stdout = std::io::stdout();
@@ -187,7 +187,7 @@ pub struct ReadingBench<'a> {
     pub label: Option<String>,
     pub limit: Option<usize>,
     pub out_dir: &'a Path,
-    pub progress: bool,
+    pub ctx: &'a Ctx,
 }
 
 impl ReadingBench<'_> {
@@ -210,41 +210,15 @@ impl ReadingBench<'_> {
 
     fn write(
         &self,
-        mut report: ReadingReport,
+        mut report: odqa_bench::ReadingReport,
         predictions: &std::collections::BTreeMap<String, String>,
         mut extra: serde_json::Value,
         precision: &odqa_encoder::PrecisionChoice,
     ) -> Result<()> {
-        extra["machine"] = crate::machine(Some(precision));
+        extra["machine"] = self.ctx.machine(Some(precision));
         report.extra = extra;
-        let stem = format!(
-            "{}-{}-{}",
-            report.kind,
-            self.questions
-                .file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-            report.label
-        );
-        std::fs::create_dir_all(self.out_dir)
-            .with_context(|| format!("creating {}", self.out_dir.display()))?;
-        let json = self.out_dir.join(format!("{stem}.json"));
-        let preds = self.out_dir.join(format!("{stem}.predictions.json"));
-        std::fs::write(&json, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("writing {}", json.display()))?;
-        std::fs::write(&preds, serde_json::to_vec_pretty(predictions)?)
-            .with_context(|| format!("writing {}", preds.display()))?;
-        println!(
-            "{} {}: {} questions · EM {:.2} · F1 {:.2} · read p50 {:.1} ms · {:.1} windows/s · total p50 {:.1} ms p99 {:.1} ms",
-            report.kind,
-            report.label,
-            report.questions,
-            report.exact_match,
-            report.f1,
-            report.read_ms.p50,
-            report.windows_per_second,
-            report.total_ms.p50,
-            report.total_ms.p99
-        );
+        let (json, preds) = report.write(self.out_dir, self.questions, predictions)?;
+        println!("{}", report.summary());
         eprintln!("wrote {} and {}", json.display(), preds.display());
         Ok(())
     }
@@ -261,13 +235,13 @@ impl ReadingBench<'_> {
                 self.questions.display()
             );
         }
-        let reader = self.reader.load()?;
+        let reader = self.reader.load(self.ctx)?;
         let (report, predictions) = run_reading_bench(
             &questions,
             &self.label(),
             "mrc",
             &self.questions.display().to_string(),
-            self.progress,
+            self.ctx.progress,
             |q| {
                 let context = q.context.as_deref().unwrap_or_default();
                 reader
@@ -295,19 +269,18 @@ impl ReadingBench<'_> {
     pub fn odqa(
         &self,
         index_dir: &Path,
-        dictionary: &DictionarySource,
         retrieval: &crate::RetrievalArgs,
         options: AskOptions,
     ) -> Result<()> {
         let questions = self.questions()?;
-        let retriever = retrieval.open(index_dir, dictionary, &crate::Bm25Args::default())?;
-        let pipeline = Pipeline::new(retriever, self.reader.load()?);
+        let retriever = retrieval.open(self.ctx, index_dir, &crate::Bm25Args::default())?;
+        let pipeline = Pipeline::new(retriever, self.reader.load(self.ctx)?);
         let (report, predictions) = run_reading_bench(
             &questions,
             &self.label(),
             "odqa",
             &self.questions.display().to_string(),
-            self.progress,
+            self.ctx.progress,
             |q| {
                 pipeline
                     .ask(&q.question, &options)
@@ -339,14 +312,13 @@ impl ReadingBench<'_> {
     pub fn build_cache(
         &self,
         index_dir: &Path,
-        dictionary: &DictionarySource,
         retrieval: &crate::RetrievalArgs,
         options: AskOptions,
         cache: &Path,
     ) -> Result<()> {
         let questions = self.questions()?;
-        let retriever = retrieval.open(index_dir, dictionary, &crate::Bm25Args::default())?;
-        let pipeline = Pipeline::new(retriever, self.reader.load()?);
+        let retriever = retrieval.open(self.ctx, index_dir, &crate::Bm25Args::default())?;
+        let pipeline = Pipeline::new(retriever, self.reader.load(self.ctx)?);
         let mut cached = Vec::with_capacity(questions.len());
         let settings = AskOptions {
             early_stop: false,
@@ -358,7 +330,7 @@ impl ReadingBench<'_> {
             &format!("{}-cache-top{}", self.label(), options.top_k),
             "odqa",
             &self.questions.display().to_string(),
-            self.progress,
+            self.ctx.progress,
             |q| -> Result<ReadingPrediction> {
                 let t = std::time::Instant::now();
                 let hits = pipeline.retriever().retrieve(&q.question, options.top_k)?;
@@ -394,7 +366,7 @@ impl ReadingBench<'_> {
                 })
             },
         )?;
-        let source = serde_json::json!({"reader": self.reader.reader, "index": index_dir, "questions": self.questions, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options(), "machine": crate::machine(Some(pipeline.reader().model().precision()))});
+        let source = serde_json::json!({"reader": self.reader.reader, "index": index_dir, "questions": self.questions, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options(), "machine": self.ctx.machine(Some(pipeline.reader().model().precision()))});
         odqa_bench::ReadCache {
             top_k: options.top_k,
             source: source.clone(),
@@ -443,27 +415,18 @@ impl ReadingBench<'_> {
                 .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
             self.label()
         );
-        std::fs::create_dir_all(self.out_dir)
-            .with_context(|| format!("creating {}", self.out_dir.display()))?;
-        let md = self.out_dir.join(format!("{stem}.md"));
-        let json = self.out_dir.join(format!("{stem}.json"));
-        std::fs::write(
-            &md,
-            format!(
-                "# Re-scored from {} ({} questions, read at top-{})\n\n{table}",
-                cache.display(),
-                data.questions.len(),
-                data.top_k
-            ),
-        )
-        .with_context(|| format!("writing {}", md.display()))?;
-        std::fs::write(
-            &json,
-            serde_json::to_vec_pretty(
-                &serde_json::json!({"cache": cache, "source": data.source, "rows": rows}),
-            )?,
-        )
-        .with_context(|| format!("writing {}", json.display()))?;
+        let sweep = odqa_bench::SweepReport {
+            cache,
+            source: &data.source,
+            rows: &rows,
+        };
+        let (md, json) = sweep.write(
+            self.out_dir,
+            &stem,
+            data.questions.len(),
+            data.top_k,
+            &table,
+        )?;
         eprintln!("wrote {} and {}", md.display(), json.display());
         Ok(())
     }
@@ -534,11 +497,14 @@ impl Timed {
     }
 }
 
-/// Prints ms per window for each stage and its share; returns them as JSON.
-fn print_stages(times: &odqa_encoder::StageTimes, batch: usize) -> serde_json::Value {
+/// Prints ms per window for each stage and its share; returns them.
+fn print_stages(
+    times: &odqa_encoder::StageTimes,
+    batch: usize,
+) -> std::collections::BTreeMap<String, f64> {
     let total: f64 = times.seconds.iter().sum();
     let windows = (times.passes * batch).max(1) as f64;
-    let mut out = serde_json::Map::new();
+    let mut out = std::collections::BTreeMap::new();
     for (stage, &s) in odqa_encoder::Stage::ALL.iter().zip(&times.seconds) {
         let ms = s * 1e3 / windows;
         println!(
@@ -546,31 +512,31 @@ fn print_stages(times: &odqa_encoder::StageTimes, batch: usize) -> serde_json::V
             stage.name(),
             100.0 * s / total.max(1e-12)
         );
-        out.insert(stage.name().into(), serde_json::json!(ms));
+        out.insert(stage.name().to_string(), ms);
     }
-    serde_json::Value::Object(out)
+    out
 }
 
 /// Windows of exactly `seq_len` real tokens (Korean article text) through
 /// the QA model (or the encoder, `embed`), timed per batch size.
-pub fn throughput(args: &Throughput) -> Result<()> {
+pub fn throughput(ctx: &Ctx, args: &Throughput) -> Result<()> {
     if args.seq_len < 8 || args.windows == 0 || args.batch_sizes.contains(&0) {
         bail!("--seq-len must be at least 8, --windows and every batch size at least 1");
     }
     let model = if args.embed {
         let dir = crate::dense::default_model_dir()?;
         let options = odqa_encoder::EncoderOptions {
-            precision: crate::precision(),
+            precision: ctx.precision,
             batch_size: args.batch_sizes.iter().copied().max().unwrap_or(1),
             ..Default::default()
         };
         Timed::Encoder(
-            odqa_encoder::Encoder::load_with(&dir, &crate::device(), &options)
+            odqa_encoder::Encoder::load_with(&dir, &ctx.device, &options)
                 .with_context(|| format!("loading {}", dir.display()))?,
         )
     } else {
         let dir = reader_dir(args.reader)?;
-        let model = odqa_encoder::QaModel::load_at(&dir, &crate::device(), crate::precision())
+        let model = odqa_encoder::QaModel::load_at(&dir, &ctx.device, ctx.precision)
             .with_context(|| format!("loading {}", dir.display()))?;
         model.check_window(args.seq_len)?;
         Timed::Reader(model)
@@ -611,30 +577,35 @@ pub fn throughput(args: &Throughput) -> Result<()> {
         let seconds = started.elapsed().as_secs_f64();
         let windows_per_second = (passes * batch) as f64 / seconds;
         println!("batch {batch:>3}: {windows_per_second:.2} windows/s ({} windows of {} tokens in {seconds:.2} s)", passes * batch, args.seq_len);
-        let mut row = serde_json::json!({"batch": batch, "windows": passes * batch, "seconds": seconds, "windows_per_second": windows_per_second});
+        let mut row = odqa_bench::ThroughputRow {
+            batch,
+            windows: passes * batch,
+            seconds,
+            windows_per_second,
+            stages_ms_per_window: None,
+        };
         if args.profile && !args.embed {
             let mut times = odqa_encoder::StageTimes::default();
             for _ in 0..passes {
                 model.run_profiled(&window, batch, Some(&mut times))?;
             }
-            row["stages_ms_per_window"] = print_stages(&times, batch);
+            row.stages_ms_per_window = Some(print_stages(&times, batch));
         }
         rows.push(row);
     }
     let kind = if args.embed { "embed" } else { "reader" };
-    let label = args.label.clone().unwrap_or_else(|| kind.into());
-    std::fs::create_dir_all(args.out_dir)
-        .with_context(|| format!("creating {}", args.out_dir.display()))?;
-    let path = args.out_dir.join(format!("{kind}-throughput-{label}.json"));
-    let report = serde_json::json!({
-        "label": label, "kind": kind, "reader": (!args.embed).then_some(args.reader), "seq_len": args.seq_len, "device": format!("{:?}", crate::device().location()),
-        "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "machine": crate::machine(Some(model.precision())),
-        "rows": rows,
-        "created_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-    });
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let report = odqa_bench::ThroughputReport {
+        label: args.label.clone().unwrap_or_else(|| kind.into()),
+        kind,
+        reader: (!args.embed).then(|| args.reader.to_path_buf()),
+        seq_len: args.seq_len,
+        device: ctx.device_name(),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        machine: ctx.machine(Some(model.precision())),
+        rows,
+        created_unix: odqa_bench::now_unix(),
+    };
+    let path = report.write(args.out_dir)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use odqa_analysis::DictionarySource;
 use odqa_pipeline::Pipeline;
 use odqa_serve::{BatchConfig, Limits, RequestDefaults, ServeConfig};
 
-use crate::{Bm25Args, ReaderArgs, RetrievalArgs};
+use crate::{Bm25Args, Ctx, ReaderArgs, RetrievalArgs};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -61,7 +60,7 @@ pub struct ServeArgs {
     retrieval: RetrievalArgs,
 }
 
-pub fn run(args: &ServeArgs, index: PathBuf, dictionary: &DictionarySource) -> Result<()> {
+pub fn run(ctx: &Ctx, args: &ServeArgs, index: PathBuf) -> Result<()> {
     if !index.is_dir() {
         bail!(
             "no index at {}: build one with `odqa index build --corpus …` or pass --index DIR",
@@ -104,12 +103,12 @@ pub fn run(args: &ServeArgs, index: PathBuf, dictionary: &DictionarySource) -> R
     let retrieval = args.retrieval.clone();
     let mut reader = args.reader.clone();
     reader.reader = reader_dir;
-    let dictionary = dictionary.clone();
+    let ctx = ctx.clone();
     let loader = move || -> Result<Pipeline, odqa_serve::LoadError> {
         let retriever = retrieval
-            .open(&index, &dictionary, &Bm25Args::default())
+            .open(&ctx, &index, &Bm25Args::default())
             .map_err(|e| format!("{e:#}"))?;
-        let reader = reader.load().map_err(|e| format!("{e:#}"))?;
+        let reader = reader.load(&ctx).map_err(|e| format!("{e:#}"))?;
         Ok(Pipeline::new(retriever, reader))
     };
     odqa_serve::run(config, loader, |addr| {

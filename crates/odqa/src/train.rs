@@ -118,127 +118,33 @@ pub struct ParityArgs {
     out: PathBuf,
 }
 
-/// Best span by `start + end` logit over the window's passage tokens plus
-/// the no-answer position 0 (as `(0, 0)`), at most `max_tokens` long — the
-/// trainer's own decoding, so that both sides are judged alike.
-fn best_span(
-    start: &[f32],
-    end: &[f32],
-    context: std::ops::Range<usize>,
-    max_tokens: usize,
-) -> (usize, usize) {
-    let mut best = ((0, 0), start[0] + end[0]);
-    for s in context.clone() {
-        let last = context.end.min(s + max_tokens);
-        for (e, end_logit) in end.iter().enumerate().take(last).skip(s) {
-            let score = start[s] + end_logit;
-            if score > best.1 {
-                best = ((s, e), score);
-            }
-        }
-    }
-    best.0
-}
-
-fn read_npy<T: npyz::Deserialize>(path: &std::path::Path) -> Result<(Vec<u64>, Vec<T>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{}: not an .npy file", path.display()))?;
-    let shape = npy.shape().to_vec();
-    let data = npy
-        .into_vec()
-        .with_context(|| format!("{}: unexpected element type", path.display()))?;
-    Ok((shape, data))
-}
-
-pub fn parity(args: &ParityArgs) -> Result<()> {
-    let rows = odqa_train::export::read_rows(&args.export)?;
-    let ids = odqa_train::export::read_ids(&args.export)?;
-    let (_, parity_rows) = read_npy::<i64>(&args.reference.join("parity-rows.npy"))?;
-    let (shape, ref_start) = read_npy::<f32>(&args.reference.join("parity-start.npy"))?;
-    let (_, ref_end) = read_npy::<f32>(&args.reference.join("parity-end.npy"))?;
-    let [n, seq] = shape[..] else {
-        anyhow::bail!("parity-start.npy: expected a 2-D array, found shape {shape:?}");
-    };
-    let (n, seq) = (n as usize, seq as usize);
-    if parity_rows.len() != n || ref_end.len() != n * seq {
-        anyhow::bail!(
-            "{}: rows, start and end logits disagree in shape",
-            args.reference.display()
-        );
-    }
-    let model =
-        odqa_encoder::QaModel::load_at(&args.reader.reader, &crate::device(), crate::precision())
-            .with_context(|| format!("loading {}", args.reader.reader.display()))?;
-    let pad = odqa_reader::pad_id(model.tokenizer()).unwrap_or(1);
-    let (mut batch_ids, mut mask) = (vec![pad; n * seq], vec![0u32; n * seq]);
-    let mut windows = Vec::with_capacity(n);
-    for (i, &r) in parity_rows.iter().enumerate() {
-        let row = rows
-            .get(r as usize)
-            .with_context(|| format!("parity row {r} is not in {}", args.export.display()))?;
-        let [off, len, start, end, _, _, _, cs, ce] = row.map(|v| v as usize);
-        if len > seq {
-            anyhow::bail!("window {r} has {len} tokens, the reference only {seq} positions");
-        }
-        batch_ids[i * seq..i * seq + len].copy_from_slice(&ids[off..off + len]);
-        mask[i * seq..i * seq + len].fill(1);
-        windows.push((len, (start, end), cs..ce));
-    }
-    let types = vec![0u32; n * seq];
+pub fn parity(ctx: &crate::Ctx, args: &ParityArgs) -> Result<()> {
+    let parity = odqa_train::parity::Parity::load(&args.export, &args.reference)?;
+    let model = odqa_encoder::QaModel::load_at(&args.reader.reader, &ctx.device, ctx.precision)
+        .with_context(|| format!("loading {}", args.reader.reader.display()))?;
+    let inputs = parity.inputs(&args.export, model.pad_id())?;
+    let (n, seq) = (parity.reference.windows, parity.reference.seq);
     let mut ours_start = Vec::with_capacity(n * seq);
     let mut ours_end = Vec::with_capacity(n * seq);
-    for chunk in 0..n.div_ceil(8) {
-        let (a, b) = (chunk * 8 * seq, ((chunk + 1) * 8).min(n) * seq);
-        let logits = model.logits(
-            &batch_ids[a..b],
-            &mask[a..b],
-            &types[a..b],
-            (b - a) / seq,
-            seq,
-        )?;
+    for batch in inputs.batches(seq, 8) {
+        let logits = model.batch_logits(&batch)?;
         ours_start.extend(logits.start);
         ours_end.extend(logits.end);
     }
-    let (mut max_diff, mut sum_diff, mut count, mut same_span, mut gold_ours, mut gold_ref) =
-        (0f32, 0f64, 0usize, 0usize, 0usize, 0usize);
-    for (i, (len, gold, context)) in windows.iter().enumerate() {
-        let at = i * seq;
-        for p in 0..*len {
-            for (x, y) in [
-                (ours_start[at + p], ref_start[at + p]),
-                (ours_end[at + p], ref_end[at + p]),
-            ] {
-                let d = (x - y).abs();
-                max_diff = max_diff.max(d);
-                sum_diff += f64::from(d);
-                count += 1;
-            }
-        }
-        let span = |s: &[f32], e: &[f32]| {
-            best_span(&s[at..at + len], &e[at..at + len], context.clone(), 30)
-        };
-        let ours = span(&ours_start, &ours_end);
-        let theirs = span(&ref_start, &ref_end);
-        same_span += usize::from(ours == theirs);
-        gold_ours += usize::from(ours == *gold);
-        gold_ref += usize::from(theirs == *gold);
-    }
-    let report = serde_json::json!({
-        "windows": n,
-        "max_abs_logit_diff": max_diff,
-        "mean_abs_logit_diff": sum_diff / count.max(1) as f64,
-        "same_best_span": same_span,
-        "best_span_is_gold": {"odqa_candle": gold_ours, "pytorch": gold_ref},
-        "reader": args.reader.reader,
-        "export": args.export,
-        "device": format!("{:?}", crate::device().location()),
-    });
+    let report = parity.compare(
+        &inputs,
+        &ours_start,
+        &ours_end,
+        args.reader.reader.clone(),
+        args.export.clone(),
+        ctx.device_name(),
+    );
+    let json = report.to_json()?;
     if let Some(parent) = args.out.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&args.out, format!("{report:#}"))?;
-    println!("{report:#}");
+    std::fs::write(&args.out, &json)?;
+    println!("{json}");
     Ok(())
 }
 
