@@ -143,6 +143,24 @@ pub struct ExportConfig {
     /// Probability that a labelled KLUE-RE training example also gets a
     /// question for another relation of its subject type, labelled no-answer.
     pub relation_wrong_rate: f64,
+    /// Other relations asked (each labelled no-answer) when a labelled
+    /// KLUE-RE example gets wrong-relation questions: the reader tends to
+    /// answer by the object's type rather than by the relation, and each
+    /// extra question is a counter-example.
+    pub relation_wrong_per_example: usize,
+    /// Which question templates of a relation each KLUE-RE question is asked with.
+    pub relation_templates: RelationTemplates,
+}
+
+/// How many of a relation's question templates (`odqa_relations::questions`) are asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationTemplates {
+    /// One template, drawn (seeded) per question.
+    #[default]
+    One,
+    /// Every template: one example per template, so the reader sees each phrasing.
+    Every,
 }
 
 impl Default for ExportConfig {
@@ -158,6 +176,8 @@ impl Default for ExportConfig {
             article_negatives: true,
             retrieved_negative_depth: 10,
             relation_wrong_rate: 0.3,
+            relation_wrong_per_example: 1,
+            relation_templates: RelationTemplates::One,
         }
     }
 }
@@ -330,6 +350,12 @@ pub fn export(
         return Err(TrainError::Config(format!(
             "dev fraction {} must be in [0, 1)",
             config.dev_fraction
+        )));
+    }
+    if !(0.0..=1.0).contains(&config.relation_wrong_rate) {
+        return Err(TrainError::Config(format!(
+            "relation wrong rate {} must be in [0, 1]",
+            config.relation_wrong_rate
         )));
     }
     let windower = Windower::new(tokenizer, config.windows)?;
@@ -608,20 +634,28 @@ fn relation_example(
     let subject = &example.subject_entity;
     let subject_type = SubjectType::from_klue(&subject.entity_type);
     let id = format!("klue-re-{index}");
+    // The questions asked for one relation: one drawn template, or all of them.
     let ask = |relation: Relation, rng: &mut ChaCha8Rng| {
-        let qs = questions(relation, &subject.word, subject_type);
-        let i = rng.random_range(0..qs.len());
-        qs[i].clone()
+        let mut qs = questions(relation, &subject.word, subject_type);
+        match config.relation_templates {
+            RelationTemplates::Every => qs,
+            RelationTemplates::One => {
+                let i = rng.random_range(0..qs.len());
+                vec![qs.swap_remove(i)]
+            }
+        }
     };
     // Relations defined for the subject's type (both when KLUE's type is neither).
-    let same_type: Vec<Relation> = Relation::all()
-        .filter(|r| subject_type == SubjectType::Other || r.subject_type() == subject_type)
-        .collect();
+    let same_type: Vec<Relation> = Relation::for_subject(subject_type).collect();
     let context = [example.sentence.as_str()];
-    // A question the sentence does not answer: every window labelled no-answer.
-    let unanswerable =
-        |relation: Relation, kind: Kind, rng: &mut ChaCha8Rng, writer: &mut Writer| {
-            let question = ask(relation, rng);
+    // One example per question; `answer` None: every window labelled no-answer.
+    let emit = |relation: Relation,
+                kind: Kind,
+                answer: Option<(&str, Option<(usize, usize)>)>,
+                rng: &mut ChaCha8Rng,
+                writer: &mut Writer|
+     -> Result<()> {
+        for question in ask(relation, rng) {
             let windows = windower.windows(&question, &context)?;
             let line = ExampleLine {
                 example: 0,
@@ -629,39 +663,38 @@ fn relation_example(
                 kind,
                 split: "",
                 question: &question,
-                answer: None,
+                answer: answer.map(|(text, _)| text),
             };
-            writer.example(line, &windows, None, dev)
-        };
+            writer.example(line, &windows, answer.and_then(|(_, span)| span), dev)?;
+        }
+        Ok(())
+    };
     match example.relation() {
         Some(relation) => {
-            let question = ask(relation, rng);
             let tokens = windower.tokenize_passage(0, &example.sentence)?;
-            let answer = answer_tokens(&tokens, &example.object_entity.char_range());
-            let windows = windower.windows(&question, &context)?;
-            let line = ExampleLine {
-                example: 0,
-                id: &id,
-                kind: Kind::RelationAnswer,
-                split: "",
-                question: &question,
-                answer: Some(&example.object_entity.word),
-            };
-            writer.example(line, &windows, answer, dev)?;
-            if rng.random_bool(config.relation_wrong_rate.clamp(0.0, 1.0)) {
+            let span = answer_tokens(&tokens, &example.object_entity.char_range());
+            let answer = Some((example.object_entity.word.as_str(), span));
+            emit(relation, Kind::RelationAnswer, answer, rng, writer)?;
+            if rng.random_bool(config.relation_wrong_rate) {
                 let others: Vec<Relation> = same_type
                     .iter()
                     .copied()
                     .filter(|&r| r != relation)
                     .collect();
-                if let Some(&other) = others.choose(rng) {
-                    unanswerable(other, Kind::RelationWrong, rng, writer)?;
+                let wrong: Vec<Relation> = match config.relation_wrong_per_example {
+                    0 => Vec::new(),
+                    // `choose` for one keeps the seeded draws of earlier exports.
+                    1 => others.choose(rng).copied().into_iter().collect(),
+                    n => others.choose_multiple(rng, n).copied().collect(),
+                };
+                for other in wrong {
+                    emit(other, Kind::RelationWrong, None, rng, writer)?;
                 }
             }
         }
         None => {
             if let Some(&relation) = same_type.choose(rng) {
-                unanswerable(relation, Kind::NoRelation, rng, writer)?;
+                emit(relation, Kind::NoRelation, None, rng, writer)?;
             }
         }
     }

@@ -33,7 +33,7 @@ pub mod pretrain;
 pub mod split;
 pub mod squad;
 
-pub use export::{export, ExportConfig, ExportReport, Kind, Sources};
+pub use export::{export, ExportConfig, ExportReport, Kind, RelationTemplates, Sources};
 pub use pretrain::{generate, Generator, PretrainConfig, PretrainExample, PretrainReport};
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@ use std::path::Path;
 use odqa_reader::testing::{char_token_surface, char_wordpiece_tokenizer, TestStyle};
 use odqa_reader::WindowConfig;
 use odqa_train::export::{read_ids, read_rows};
-use odqa_train::{export, ExportConfig, Kind, Sources};
+use odqa_train::{export, ExportConfig, Kind, RelationTemplates, Sources};
 
 const PARAGRAPHS: [&str; 4] = [
     "이순신은 1545년 한성에서 태어났다. 그는 조선 중기의 무신이다.",
@@ -214,4 +214,105 @@ fn nothing_to_export_is_an_error() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("nothing to export"), "{err}");
+}
+
+fn relation_questions(out: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(out.join("examples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["id"].as_str().unwrap().starts_with("klue-re-"))
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap().to_string(),
+                v["question"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn relations_asked_with_every_template_and_several_wrong_relations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, klue_path, tokenizer) = setup(dir.path());
+    let sources = Sources {
+        klue_re: Some(&klue_path),
+        ..Sources::default()
+    };
+    let one = dir.path().join("one");
+    let every = dir.path().join("every");
+    let default_report = export(&tokenizer, &sources, &config(), &one, false).unwrap();
+    let every_config = ExportConfig {
+        relation_templates: RelationTemplates::Every,
+        relation_wrong_per_example: 3,
+        ..config()
+    };
+    let report = export(&tokenizer, &sources, &every_config, &every, false).unwrap();
+
+    // One template: one answer question per labelled example (two here).
+    let asked_once = relation_questions(&one);
+    let answers_once: Vec<_> = asked_once
+        .iter()
+        .filter(|(k, _)| k == "relation_answer")
+        .collect();
+    assert_eq!(answers_once.len(), 2, "{asked_once:?}");
+    // Every template: each labelled relation asked with all its phrasings.
+    let asked = relation_questions(&every);
+    let answers: Vec<&String> = asked
+        .iter()
+        .filter(|(k, _)| k == "relation_answer")
+        .map(|(_, q)| q)
+        .collect();
+    let product = odqa_relations::questions(
+        odqa_relations::Relation::parse("org:product").unwrap(),
+        "대웅제약",
+        odqa_relations::SubjectType::Organization,
+    );
+    let birth = odqa_relations::questions(
+        odqa_relations::Relation::parse("per:place_of_birth").unwrap(),
+        "김구",
+        odqa_relations::SubjectType::Person,
+    );
+    assert!(product.len() >= 2 && birth.len() >= 2);
+    let expected: Vec<&String> = product.iter().chain(&birth).collect();
+    assert_eq!(answers, expected);
+    // Three distinct wrong relations per labelled example (rate 1), each
+    // asked with every template; none is the example's own relation.
+    let wrong: Vec<&String> = asked
+        .iter()
+        .filter(|(k, _)| k == "relation_wrong")
+        .map(|(_, q)| q)
+        .collect();
+    assert!(wrong.len() >= 2 * 3 * 2, "{wrong:?}");
+    assert!(wrong.iter().all(|q| !expected.contains(q)));
+    let unique: std::collections::BTreeSet<_> = wrong.iter().collect();
+    assert_eq!(unique.len(), wrong.len(), "wrong relations repeat");
+    let wrong_windows = |r: &odqa_train::ExportReport| {
+        r.windows_by_kind["relation_wrong"][0] + r.windows_by_kind["relation_wrong"][1]
+    };
+    assert!(wrong_windows(&report) >= 6 * wrong_windows(&default_report));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(every.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["config"]["relation_templates"], "every");
+    assert_eq!(manifest["config"]["relation_wrong_per_example"], 3);
+}
+
+#[test]
+fn relation_wrong_rate_outside_zero_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, klue_path, tokenizer) = setup(dir.path());
+    let sources = Sources {
+        klue_re: Some(&klue_path),
+        ..Sources::default()
+    };
+    let bad = ExportConfig {
+        relation_wrong_rate: 1.5,
+        ..config()
+    };
+    let err = export(&tokenizer, &sources, &bad, &dir.path().join("x"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("relation wrong rate 1.5"), "{err}");
+    assert!(!dir.path().join("x").exists());
 }

@@ -41,6 +41,18 @@ pub struct ExportArgs {
     /// Probability of an extra question for a relation the example does not hold.
     #[arg(long, default_value_t = 0.3)]
     relation_wrong_rate: f64,
+    /// Wrong relations asked (distinct, each labelled no-answer) when an example gets them.
+    #[arg(long, default_value_t = 1)]
+    relation_wrong_per_example: usize,
+    /// Ask each relation question with one drawn template or with every template.
+    #[arg(long, value_enum, default_value_t = TemplatesArg::One)]
+    relation_templates: TemplatesArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TemplatesArg {
+    One,
+    Every,
 }
 
 pub fn export(args: &ExportArgs, dictionary: &DictionarySource, progress: bool) -> Result<()> {
@@ -67,6 +79,11 @@ pub fn export(args: &ExportArgs, dictionary: &DictionarySource, progress: bool) 
         seed: args.seed,
         dev_fraction: args.dev_fraction,
         relation_wrong_rate: args.relation_wrong_rate,
+        relation_wrong_per_example: args.relation_wrong_per_example,
+        relation_templates: match args.relation_templates {
+            TemplatesArg::One => odqa_train::RelationTemplates::One,
+            TemplatesArg::Every => odqa_train::RelationTemplates::Every,
+        },
         retrieved_negative_depth: if index.is_some() { 10 } else { 0 },
         ..ExportConfig::default()
     };
