@@ -10,6 +10,8 @@
 #                                        # continue a reader: 15 min of span-selection
 #                                        # pre-training, then 15 min of fine-tuning
 # An interrupted training step resumes from its checkpoint when run again.
+# The default reader v2 was made from v1 (git show 8c8474b:models/odqa-reader-ko/…)
+# with the exact commands in bench/README.md, "Reader v2".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-train/work}

@@ -42,7 +42,7 @@ pub struct ReArgs {
     #[arg(long, default_value = "PER")]
     subject_type: String,
     /// The best relation below this probability is no_relation (default: the
-    /// value calibrated for odqa's trained reader, 0.022); in open mode, spans
+    /// value calibrated for odqa's trained reader, 0.156); in open mode, spans
     /// below it are dropped (default 0.3, set by hand).
     #[arg(long)]
     threshold: Option<f32>,
