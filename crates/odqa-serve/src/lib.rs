@@ -38,8 +38,9 @@
 //! let served = runtime.block_on(async {
 //!     let server = odqa_serve::Server::bind(config, load).await?;
 //!     assert_ne!(server.local_addr().port(), 0);
-//!     // `odqa serve` passes shutdown_signal() (SIGINT/SIGTERM) here.
-//!     server.serve(async {}).await
+//!     // `odqa serve` passes shutdown_signal() (SIGINT/SIGTERM) here; with a
+//!     // shutdown that never comes, only the loader's failure ends the server.
+//!     server.serve(std::future::pending()).await
 //! });
 //! // A loader's error ends the server with it.
 //! assert!(matches!(served, Err(odqa_serve::ServeError::Load(_))));
