@@ -303,13 +303,15 @@ def seconds_per_token(model, opt, plan, ids, rows, pad_id, device, precision):
         opt.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        if i > 0:  # the first step pays for allocation and kernel selection
-            times.append(time.perf_counter() - t0)
-            tokens.append(padded_tokens(sel, rows))
+        times.append(time.perf_counter() - t0)
+        tokens.append(padded_tokens(sel, rows))
+    if len(times) > 1:  # the first step pays for allocation and kernel selection
+        times, tokens = times[1:], tokens[1:]
     opt.state.clear()
     for g, lr in zip(opt.param_groups, lrs):
         g["lr"] = lr
-    return sum(times) / max(sum(tokens), 1), sum(times) / max(len(times), 1)
+    # Never zero, so that sizing always ends.
+    return max(sum(times), 1e-6) / max(sum(tokens), 1), sum(times) / len(times)
 
 
 def steps_within(plan, rows, budget_s, s_per_token):
