@@ -1,33 +1,14 @@
 //! End-to-end tests of the `odqa` binary: real corpora on disk, real
 //! tantivy indexes, real ko-dic analysis.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::{Path, PathBuf};
+
+use common::{odqa, odqa_home, repo_root, stderr, stdout};
 
 fn demo_corpus() -> PathBuf {
     repo_root().join("corpora/demo/odqa-demo.jsonl")
-}
-
-fn odqa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_odqa"))
-        .args(args)
-        .arg("--quiet")
-        .env("ODQA_HOME", odqa_home())
-        .current_dir(repo_root())
-        .output()
-        .expect("odqa runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn build_demo_index(dir: &Path) -> PathBuf {
@@ -532,14 +513,6 @@ fn read_ask_and_reading_benchmarks_run_end_to_end() {
     let out = odqa(&["read", "질문?", "--reader", reader]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--context"), "{}", stderr(&out));
-}
-
-/// The model cache the encoder tests fill (PyPI, once).
-fn odqa_home() -> PathBuf {
-    std::env::var_os("ODQA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/odqa-home"))
 }
 
 #[test]

@@ -11,41 +11,15 @@
 //! makes from PyPI once when it is missing (train/recipe.sh uses the same
 //! venv). `ODQA_SKIP_TRAIN_SMOKE=1` skips the test, saying so.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::{odqa, repo_root, text};
 
 fn shared() -> PathBuf {
     repo_root().join("../shared")
-}
-
-/// The model cache the encoder tests fill (see tests/cli.rs).
-fn odqa_home() -> PathBuf {
-    std::env::var_os("ODQA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/odqa-home"))
-}
-
-fn odqa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_odqa"))
-        .args(args)
-        .arg("--quiet")
-        .env("ODQA_HOME", odqa_home())
-        .current_dir(repo_root())
-        .output()
-        .expect("odqa runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn imports_torch(python: &Path) -> Result<(), String> {
@@ -244,8 +218,8 @@ fn recipe_trains_resumes_chains_and_matches_candle() {
 
     let export_s = export.to_str().unwrap();
     let base_s = base.to_str().unwrap();
-    let common = |out: &Path| -> Vec<String> {
-        [
+    let run = |out: &Path, extra: &[&str]| -> Output {
+        let mut args = vec![
             "--export",
             export_s,
             "--base",
@@ -258,16 +232,9 @@ fn recipe_trains_resumes_chains_and_matches_candle() {
             "8",
             "--parity",
             "8",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let run = |out: &Path, extra: &[&str]| -> Output {
-        let mut args = common(out);
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        train(&python, &refs)
+        ];
+        args.extend_from_slice(extra);
+        train(&python, &args)
     };
 
     // 1. Four steps straight through.

@@ -68,4 +68,29 @@ pub enum BenchError {
     /// Drawing the plot failed.
     #[error("{}: plotting failed: {message}", path.display())]
     Plot { path: PathBuf, message: String },
+    /// A file the benchmark writes as it goes could not be created.
+    #[error("creating {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading with the gold paragraph needs one for every question.
+    #[error("question {id:?} in {} has no context: bench mrc needs gold paragraphs", path.display())]
+    NoContext { id: String, path: PathBuf },
+    /// The corpus the throughput windows are cut from could not be tokenized.
+    #[error("tokenizing {}: {message}", path.display())]
+    Tokenize { path: PathBuf, message: String },
+    /// The corpus holds too little text for one window.
+    #[error("{} has fewer than {tokens} tokens", path.display())]
+    ShortCorpus { path: PathBuf, tokens: usize },
+    /// Reading the corpus failed.
+    #[error(transparent)]
+    Corpus(#[from] odqa_corpus::CorpusError),
+    /// A model failed to run.
+    #[error(transparent)]
+    Model(#[from] odqa_encoder::EncoderError),
+    /// A dense-index search failed.
+    #[error(transparent)]
+    Dense(#[from] odqa_dense::DenseError),
 }

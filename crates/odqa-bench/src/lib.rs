@@ -1,4 +1,5 @@
-//! Question sets, retrieval metrics and benchmark reports for odqa.
+//! Question sets, metrics, the benchmark runners and their typed reports
+//! for odqa.
 //!
 //! This crate owns:
 //!
@@ -6,24 +7,33 @@
 //!   (KorQuAD) or the KLUE-MRC open-domain list format,
 //! * retrieval metrics: answer-containment hit rank ([`first_hit_rank`]),
 //!   recall@k, MRR and latency percentiles ([`percentile`]),
-//! * running a retrieval benchmark ([`run_retrieval_bench`]) and writing
+//! * scoring a retrieval benchmark ([`run_retrieval_bench`]) and writing
 //!   its report as JSON, a Markdown table and an SVG recall@k plot
-//!   ([`write_report`], [`markdown_table`], [`plot_recall_svg`]).
-//!
-//! * reading benchmarks ([`run_reading_bench`]): EM/F1 as the official
-//!   KorQuAD 1.0 script defines them, per-stage latency, windows/s.
+//!   ([`write_report`], [`markdown_table`], [`plot_recall_svg`]),
+//! * scoring reading benchmarks ([`run_reading_bench`]): EM/F1 as the
+//!   official KorQuAD 1.0 script defines them, per-stage latency,
+//!   windows/s,
 //! * the read cache ([`ReadCache`]): every passage's n-best spans stored
 //!   once, re-scored at other retrieval weights, depths, thresholds and
-//!   with early stopping ([`rescore`], [`sweep`]) without the model.
+//!   with early stopping ([`rescore`], [`sweep`]) without the model,
+//! * the runners behind `odqa bench`: reading with the gold paragraph,
+//!   retrieve-then-read, building and sweeping a read cache
+//!   ([`ReadingBench`]), retrieval ([`bench_retrieval`]), reader and
+//!   encoder throughput ([`bench_throughput`]) and HNSW against exact
+//!   search ([`bench_ann`]),
+//! * their typed results ([`ReadingReport`], [`RetrievalReport`],
+//!   [`ThroughputReport`], [`AnnReport`], [`SweepReport`]) and result
+//!   files, and comparing retrieval results ([`compare`]).
 //!
-//! * typed results of the reader-throughput and ANN benchmarks
-//!   ([`ThroughputReport`], [`AnnReport`]), the result files of the reading
-//!   benchmarks and sweeps ([`ReadingReport::write`], [`SweepReport`]) and
-//!   of comparing retrieval results ([`compare`]).
-//!
-//! It must not touch indexes, analyzers or models: the caller passes a
-//! search closure that maps a question string and a depth to ranked
-//! [`RetrievedPassage`]s, and this crate only measures what comes back.
+//! The scoring functions stay model-free: they take a closure that answers
+//! or searches for one question and measure what comes back, so they are
+//! tested without models. The runners supply those closures from what the
+//! caller has loaded: odqa-pipeline's [`odqa_pipeline::Reader`],
+//! [`odqa_pipeline::Pipeline`] and [`odqa_pipeline::Retriever`],
+//! odqa-encoder's models and odqa-dense's index. This crate must not load
+//! models, build indexes or train, and it never prints: runners that take
+//! long report progress through events ([`ThroughputEvent`], [`AnnEvent`])
+//! or an indicatif bar.
 //!
 //! ```rust
 //! use odqa_bench::percentile;
@@ -33,6 +43,7 @@
 //! assert_eq!(percentile(&sorted_ms, 100.0), 13.0);
 //! ```
 
+mod ann;
 mod bench;
 mod cache;
 mod error;
@@ -41,7 +52,10 @@ mod questions;
 mod reading;
 mod report;
 mod results;
+mod runs;
+mod throughput;
 
+pub use ann::{bench_ann, AnnEvent, AnnOptions};
 pub use bench::{
     run_retrieval_bench, LatencySummary, RecallAt, RetrievalBenchOptions, RetrievalReport,
     RetrievedPassage,
@@ -55,4 +69,8 @@ pub use report::{markdown_table, plot_recall_svg, write_report, ReportFiles};
 pub use results::{
     compare, now_unix, reading_stem, AnnReport, AnnRow, SweepReport, ThroughputReport,
     ThroughputRow,
+};
+pub use runs::{bench_retrieval, CacheSweep, Predictions, ReadingBench, RetrievalRun, SweepGrid};
+pub use throughput::{
+    bench_throughput, StageShare, ThroughputEvent, ThroughputOptions, TimedModel,
 };

@@ -93,17 +93,17 @@ pub struct AnnRow {
 
 /// `ann-<index name>.json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct AnnReport<H> {
+pub struct AnnReport {
     pub index: PathBuf,
     pub passages: usize,
     pub queries: usize,
     pub k: usize,
     /// The dense index's HNSW parameters.
-    pub hnsw: H,
+    pub hnsw: odqa_dense::HnswParams,
     pub rows: Vec<AnnRow>,
 }
 
-impl<H: Serialize> AnnReport<H> {
+impl AnnReport {
     /// Writes the report into `out_dir`; returns its path.
     pub fn write(&self, out_dir: &Path) -> Result<PathBuf, BenchError> {
         create_dir(out_dir)?;

@@ -13,10 +13,13 @@
 //! * the one pass "corpus → unique articles (exact repeats dropped,
 //!   malformed records skipped on request) → passages" with its counts,
 //!   which index builds, exports and pre-training all use ([`passages`],
-//!   [`articles`], [`Passages`], [`CorpusCounts`]).
+//!   [`articles`], [`Passages`], [`CorpusCounts`]);
+//! * naming corpora: `corpora/NAME.toml` manifests and the defaults
+//!   ([`resolve_corpus`], [`ResolvedCorpus`]);
+//! * writing passages as JSON lines for other systems ([`export_passages`]).
 //!
 //! It must not touch text analysis (tokenizing, normalization), indexing or
-//! retrieval, and does no I/O beyond reading the corpus. Bad input never
+//! retrieval, and writes no file but a passage export. Bad input never
 //! panics and is never skipped silently: every malformed record is reported
 //! as a [`CorpusError`], and the caller decides whether to go on
 //! ([`CorpusError::is_recoverable`]).
@@ -42,15 +45,19 @@
 
 use serde::{Deserialize, Serialize};
 
+mod catalog;
 mod duplicates;
 mod error;
+mod export;
 mod passage;
 mod reader;
 mod sentence;
 mod stream;
 
+pub use catalog::{manifests_dir, resolve_corpus, CatalogError, ResolvedCorpus, DEFAULT_CORPORA};
 pub use duplicates::{CorpusEvent, DuplicateIds, Occurrence, UniqueArticles};
 pub use error::{CorpusError, SourceLocation};
+pub use export::export_passages;
 pub use passage::{split_passages, Passage, PassageConfig};
 pub use reader::{open_corpus, ArticleRecord, CorpusReader};
 pub use sentence::{sentence_spans, sentences};

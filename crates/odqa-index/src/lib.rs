@@ -84,4 +84,11 @@ pub enum IndexError {
     NoPassages { path: PathBuf },
     #[error("build interrupted")]
     Interrupted,
+    #[error("{} yields {yields} passages but the index at {} holds {holds}: the corpus changed since the build; rebuild the index", corpus.display(), index.display())]
+    CorpusChanged {
+        corpus: PathBuf,
+        index: PathBuf,
+        yields: u64,
+        holds: u64,
+    },
 }

@@ -96,6 +96,32 @@ impl PassageIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// `(passage id, text)` of every indexed passage in corpus order, cut
+    /// again from the corpus the manifest names (what `odqa passages
+    /// export` writes and `odqa index dense` embeds: the order is stable, so
+    /// an interrupted embedding resumes). A corpus that no longer yields
+    /// the indexed passages is an error, not a silently different index.
+    pub fn corpus_passages(&self) -> Result<Vec<(String, String)>, IndexError> {
+        let manifest = &self.manifest;
+        // The build skipped malformed records only under --skip-bad-lines; skip the same.
+        let skip_bad = manifest.counts.skipped_records > 0;
+        let mut passages = Vec::new();
+        for event in odqa_corpus::passages(&manifest.corpus, &manifest.passages, skip_bad)? {
+            if let odqa_corpus::PassageEvent::Article { passages: cut, .. } = event? {
+                passages.extend(cut.into_iter().map(|p| (p.id, p.text)));
+            }
+        }
+        if passages.len() as u64 != self.num_passages() {
+            return Err(IndexError::CorpusChanged {
+                corpus: manifest.corpus.clone(),
+                index: self.path.clone(),
+                yields: passages.len() as u64,
+                holds: self.num_passages(),
+            });
+        }
+        Ok(passages)
+    }
+
     /// The passage with this id, if the index has it.
     pub fn passage(&self, passage_id: &str) -> Result<Option<Hit>, IndexError> {
         let searcher = self.reader.searcher();

@@ -91,6 +91,49 @@ pub fn score_all<M: SpanModel>(
     })
 }
 
+/// The examples a benchmark run calibrates on and reports on.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSplit<'a> {
+    /// The first examples (none without calibration).
+    pub calibration: &'a [KlueReExample],
+    /// The examples after them, at most the limit.
+    pub report: &'a [KlueReExample],
+}
+
+/// Splits the labelled `examples` of `data` into the first `calibrate`
+/// ones (when given) and at most `limit` after them. Calibrating on none or
+/// on all, an unlabelled example and an empty report set are errors.
+pub fn split_examples<'a>(
+    examples: &'a [KlueReExample],
+    data: &Path,
+    calibrate: Option<usize>,
+    limit: Option<usize>,
+) -> Result<BenchSplit<'a>, RelationError> {
+    if let Some(i) = examples.iter().position(|e| e.label.is_none()) {
+        return Err(RelationError::Unlabelled {
+            path: data.to_path_buf(),
+            record: i + 1,
+        });
+    }
+    let n_calibrate = calibrate.unwrap_or(0);
+    if calibrate.is_some() && (n_calibrate == 0 || n_calibrate >= examples.len()) {
+        return Err(RelationError::CalibrationSplit {
+            asked: n_calibrate,
+            examples: examples.len(),
+            path: data.to_path_buf(),
+        });
+    }
+    let (calibration, rest) = examples.split_at(n_calibrate);
+    let report = &rest[..limit.unwrap_or(rest.len()).min(rest.len())];
+    if report.is_empty() {
+        return Err(RelationError::NothingToReport);
+    }
+    Ok(BenchSplit {
+        calibration,
+        report,
+    })
+}
+
 /// Where the threshold of a run comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum ThresholdChoice {

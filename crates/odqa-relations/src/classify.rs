@@ -163,7 +163,7 @@ pub fn best(scores: &[(Relation, f32)]) -> Option<(Relation, f32)> {
 
 /// A relation found in open mode: the object is an exact substring of the
 /// sentence.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Found {
     pub relation: Relation,
     /// `sentence.chars().skip(char_start).take(char_end - char_start)`.

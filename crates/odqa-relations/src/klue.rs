@@ -53,6 +53,28 @@ pub enum RelationError {
     },
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// Writing prediction lines to the caller's writer failed (the caller
+    /// knows where it leads).
+    #[error(transparent)]
+    Output(std::io::Error),
+    /// A benchmark example without a gold label (`record` 1-based).
+    #[error("{}: record {record} has no label: bench re needs labelled examples", path.display())]
+    Unlabelled { path: PathBuf, record: usize },
+    /// Calibrating on `asked` of the `examples` leaves none to calibrate on
+    /// or none to report on.
+    #[error(
+        "--calibrate {asked}: need between 1 and {} of the {examples} examples in {}, leaving some to report on",
+        examples.saturating_sub(1),
+        path.display()
+    )]
+    CalibrationSplit {
+        asked: usize,
+        examples: usize,
+        path: PathBuf,
+    },
+    /// The examples to report on came to none.
+    #[error("no examples to report on (--limit 0?)")]
+    NothingToReport,
 }
 
 /// An entity mention; `start_idx..=end_idx` are character offsets.

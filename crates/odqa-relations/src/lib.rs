@@ -8,7 +8,8 @@
 //! `no_relation`, AUPRC, accuracy, threshold calibration ([`metrics`]),
 //! and the KLUE-RE benchmark: scoring a labelled file, calibrating on its
 //! first examples, the typed report and its JSON/Markdown/prediction files
-//! ([`bench`]).
+//! ([`bench`]), and classifying a file into one prediction line per
+//! example ([`jsonl`]).
 //! The templates live only here: the reader's training-data export and
 //! relation classification both ask exactly these questions.
 //!
@@ -31,6 +32,7 @@
 pub mod bench;
 pub mod classify;
 pub mod josa;
+pub mod jsonl;
 pub mod klue;
 pub mod metrics;
 pub mod templates;

@@ -64,9 +64,15 @@ impl SubjectType {
     }
 }
 
-/// A relation label known to the templates.
+/// A relation label known to the templates; serialised as its label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Relation(&'static str);
+
+impl serde::Serialize for Relation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
 
 impl Relation {
     /// The relation named `label`, or `None` for `no_relation` and unknown labels.

@@ -119,3 +119,97 @@ fn classification_and_open_extraction_run_through_a_model() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn a_file_classifies_into_one_json_line_per_example() {
+    use odqa_relations::jsonl::{classify_jsonl, ClassifyProgress};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_reader(tmp.path());
+    let data = tmp.path().join("re.jsonl");
+    // 26 examples: one progress report, after the 25th.
+    std::fs::write(
+        &data,
+        LINES
+            .repeat(7)
+            .lines()
+            .take(26)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let examples = read_klue_re(&data).unwrap();
+    let classifier = RelationClassifier::load(
+        &model,
+        ClassifierOptions::default(),
+        &Device::Cpu,
+        odqa_encoder::Precision::F32,
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let mut progress = Vec::new();
+    let summary = classify_jsonl(&classifier, &examples, 0.0, &data, &mut out, &mut |p| {
+        progress.push(p)
+    })
+    .unwrap();
+    assert_eq!(
+        progress,
+        [ClassifyProgress {
+            done: 25,
+            total: 26
+        }]
+    );
+    assert_eq!(summary.examples, 26);
+    // Every fourth example is unlabelled.
+    assert_eq!(summary.labelled, 20);
+    assert_eq!(summary.windows, classifier.windows_run());
+    assert!(summary.summary().starts_with("26 examples in "));
+    assert!(summary.summary().contains("on the 20 labelled"));
+    let lines: Vec<serde_json::Value> = std::str::from_utf8(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 26);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["record"], i + 1);
+        assert_eq!(line["sentence"], examples[i].sentence.as_str());
+        assert!(line["prediction"].is_string() && line["scores"].is_object());
+    }
+    assert!(lines[3]["label"].is_null());
+}
+
+#[test]
+fn benchmark_splits_are_checked_against_the_examples() {
+    use odqa_relations::bench::split_examples;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("re.jsonl");
+    let labelled: String = LINES.lines().take(3).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&data, &labelled).unwrap();
+    let examples = read_klue_re(&data).unwrap();
+    let split = split_examples(&examples, &data, Some(1), Some(1)).unwrap();
+    assert_eq!((split.calibration.len(), split.report.len()), (1, 1));
+    assert_eq!(split.report[0], examples[1]);
+    let split = split_examples(&examples, &data, None, None).unwrap();
+    assert_eq!((split.calibration.len(), split.report.len()), (0, 3));
+    for calibrate in [0, 3] {
+        let err = split_examples(&examples, &data, Some(calibrate), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "--calibrate {calibrate}: need between 1 and 2 of the 3 examples in "
+            )),
+            "{err}"
+        );
+    }
+    let err = split_examples(&examples, &data, None, Some(0)).unwrap_err();
+    assert_eq!(err.to_string(), "no examples to report on (--limit 0?)");
+    std::fs::write(&data, LINES).unwrap();
+    let examples = read_klue_re(&data).unwrap();
+    let err = split_examples(&examples, &data, None, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with(": record 4 has no label: bench re needs labelled examples"),
+        "{err}"
+    );
+}

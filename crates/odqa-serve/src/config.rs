@@ -154,3 +154,17 @@ impl Default for RequestDefaults {
         }
     }
 }
+
+/// A server whose requests default to what `options` asks (`odqa demo
+/// --serve` serves with the demo's own flags).
+impl From<&odqa_pipeline::AskOptions> for RequestDefaults {
+    fn from(options: &odqa_pipeline::AskOptions) -> Self {
+        RequestDefaults {
+            top_k: options.top_k,
+            answers: options.answers,
+            retrieval_weight: options.retrieval_weight,
+            no_answer_threshold: options.no_answer_threshold,
+            early_stop: options.early_stop,
+        }
+    }
+}

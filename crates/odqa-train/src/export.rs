@@ -14,6 +14,7 @@
 //! into a hidden staging directory that replaces `out` only when complete.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -195,6 +196,54 @@ pub struct ExportReport {
     pub klue_re_dev_examples: usize,
     /// Questions for which no retrieved passage of another article lacked the answer.
     pub retrieved_negative_misses: usize,
+}
+
+impl ExportReport {
+    /// The report `odqa train export` prints of an export into `out`: the
+    /// counts, the windows per kind and split, what was held out.
+    pub fn summary<'a>(&'a self, out: &'a Path) -> ExportSummary<'a> {
+        ExportSummary { report: self, out }
+    }
+}
+
+/// [`ExportReport::summary`]: lines, each ending in a newline.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportSummary<'a> {
+    report: &'a ExportReport,
+    out: &'a Path,
+}
+
+impl fmt::Display for ExportSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.report;
+        writeln!(
+            f,
+            "{} examples, {} windows, {} tokens → {}",
+            r.examples,
+            r.windows,
+            r.tokens,
+            self.out.display()
+        )?;
+        writeln!(f, "{:<22} {:>8} {:>8}", "windows", "train", "dev")?;
+        for (kind, [train, dev]) in &r.windows_by_kind {
+            writeln!(f, "{kind:<22} {train:>8} {dev:>8}")?;
+        }
+        writeln!(
+            f,
+            "held out: {} KorQuAD articles ({} questions), {} KLUE-RE examples",
+            r.dev_articles.len(),
+            r.korquad_dev_questions,
+            r.klue_re_dev_examples
+        )?;
+        if r.retrieved_negative_misses > 0 {
+            writeln!(
+                f,
+                "{} questions found no retrieved passage without the answer",
+                r.retrieved_negative_misses
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Serialize)]
@@ -725,4 +774,34 @@ pub fn read_ids(dir: &Path) -> Result<Vec<u32>> {
         .chunks_exact(4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_lists_counts_kinds_and_what_was_held_out() {
+        let mut report = ExportReport {
+            examples: 3,
+            windows: 5,
+            tokens: 120,
+            windows_by_kind: [("answer", [2, 1]), ("relation_wrong", [2, 0])].into(),
+            dev_articles: vec!["서울".into()],
+            korquad_dev_questions: 1,
+            klue_re_dev_examples: 0,
+            retrieved_negative_misses: 0,
+        };
+        let expected = "3 examples, 5 windows, 120 tokens → out/x\n\
+                        windows                   train      dev\n\
+                        answer                        2        1\n\
+                        relation_wrong                2        0\n\
+                        held out: 1 KorQuAD articles (1 questions), 0 KLUE-RE examples\n";
+        assert_eq!(report.summary(Path::new("out/x")).to_string(), expected);
+        report.retrieved_negative_misses = 2;
+        assert!(report
+            .summary(Path::new("out/x"))
+            .to_string()
+            .ends_with("examples\n2 questions found no retrieved passage without the answer\n"));
+    }
 }

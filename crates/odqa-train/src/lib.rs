@@ -12,7 +12,9 @@
 //! the same windows and the same exporter. Parity of odqa's reader with the
 //! trainer ([`parity`]): the trainer's reference logits read, the windows
 //! laid out, both sides' best spans decoded alike and the typed report;
-//! the forward pass itself is the caller's.
+//! the forward pass itself is the caller's. Reports print as summaries
+//! ([`ExportReport::summary`], [`CorpusRun::summary`]); the model
+//! tokenizer every export windows with loads through [`load_tokenizer`].
 //!
 //! Must not touch: model weights or training itself (the recipe under
 //! `train/` reads what this crate writes), retrieval scoring, span scoring.
@@ -33,10 +35,15 @@ pub mod pretrain;
 pub mod split;
 pub mod squad;
 
-pub use export::{export, ExportConfig, ExportReport, Kind, RelationTemplates, Sources};
-pub use pretrain::{generate, Generator, PretrainConfig, PretrainExample, PretrainReport};
+pub use export::{
+    export, ExportConfig, ExportReport, ExportSummary, Kind, RelationTemplates, Sources,
+};
+pub use pretrain::{
+    generate, generate_from_corpus, CorpusRun, Generator, PretrainConfig, PretrainExample,
+    PretrainReport, PretrainSummary, RunProvenance,
+};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -62,6 +69,12 @@ pub enum TrainError {
     /// Reference files that disagree with each other or with the export.
     #[error("{0}")]
     Parity(String),
+    /// The model's `tokenizer.json` is missing or not a tokenizer.
+    #[error("{path}: {detail}")]
+    Tokenizer { path: PathBuf, detail: String },
+    /// The forward pass the caller gave [`parity::Parity::run`] failed.
+    #[error(transparent)]
+    Forward(Box<dyn std::error::Error + Send + Sync>),
     /// An I/O or format failure, `context` naming the file.
     #[error("{context}")]
     Context {
@@ -73,9 +86,33 @@ pub enum TrainError {
 
 pub type Result<T> = std::result::Result<T, TrainError>;
 
-pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The tokenizer of the model in `model_dir` (its `tokenizer.json`), which
+/// makes the windows of every export.
+pub fn load_tokenizer(model_dir: &Path) -> Result<tokenizers::Tokenizer> {
+    let path = model_dir.join("tokenizer.json");
+    tokenizers::Tokenizer::from_file(&path).map_err(|e| TrainError::Tokenizer {
+        detail: e.to_string(),
+        path,
+    })
+}
+
+/// Writes `text` to `path`, creating its parent directories first.
+pub(crate) fn write_creating_parent(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| TrainError::Context {
+            context: format!("creating {}", parent.display()),
+            source,
+        })?;
+    }
+    std::fs::write(path, text).map_err(|source| TrainError::Context {
+        context: format!("writing {}", path.display()),
+        source,
+    })
 }

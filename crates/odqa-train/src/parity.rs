@@ -1,15 +1,20 @@
 //! `odqa train parity`: odqa's reader against the trainer's own logits on
 //! the trainer's reference windows (`parity-rows.npy`, `parity-start.npy`,
 //! `parity-end.npy`): logit differences and best spans, decoded alike on
-//! both sides. The forward pass is the caller's; this module reads the
-//! reference, lays out the windows and compares.
+//! both sides. The forward pass is the caller's ([`Parity::run`] takes it
+//! as a function of a batch); this module reads the reference, lays out the
+//! windows, runs them through that function and compares.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use odqa_reader::{Batch, SpanLogits};
 use serde::Serialize;
 
 use crate::{Result, TrainError};
+
+/// Reference windows per forward pass in [`Parity::run`].
+pub const WINDOWS_PER_PASS: usize = 8;
 
 /// The trainer's reference: which export rows, and their logits
 /// (`windows × seq` each, row-major).
@@ -66,16 +71,12 @@ pub struct ParityInputs {
 impl ParityInputs {
     /// The rows `per_pass` at a time as model batches of `seq_len` tokens
     /// (the reference's padded length, so logits line up with its).
-    pub fn batches(
-        &self,
-        seq_len: usize,
-        per_pass: usize,
-    ) -> impl Iterator<Item = odqa_reader::Batch> + '_ {
+    pub fn batches(&self, seq_len: usize, per_pass: usize) -> impl Iterator<Item = Batch> + '_ {
         let step = seq_len * per_pass.max(1);
         let n = self.windows.len();
         (0..n.div_ceil(per_pass.max(1))).map(move |c| {
             let rows = c * step..(((c + 1) * step).min(n * seq_len));
-            odqa_reader::Batch {
+            Batch {
                 input_ids: self.ids[rows.clone()].to_vec(),
                 attention_mask: self.mask[rows.clone()].to_vec(),
                 token_type_ids: self.types[rows.clone()].to_vec(),
@@ -111,6 +112,14 @@ impl ParityReport {
     pub fn to_json(&self) -> Result<String> {
         let value = serde_json::to_value(self).map_err(|e| TrainError::Parity(e.to_string()))?;
         Ok(format!("{value:#}"))
+    }
+
+    /// Writes [`ParityReport::to_json`] to `path` (creating its directory)
+    /// and returns it.
+    pub fn write(&self, path: &Path) -> Result<String> {
+        let json = self.to_json()?;
+        crate::write_creating_parent(path, &json)?;
+        Ok(json)
     }
 }
 
@@ -209,6 +218,40 @@ impl Parity {
         })
     }
 
+    /// Lays out the reference windows of `export` padded with `pad`, runs
+    /// `forward` (odqa's reader) on them [`WINDOWS_PER_PASS`] at a time and
+    /// compares its logits with the reference's.
+    pub fn run<E>(
+        &self,
+        pad: u32,
+        mut forward: impl FnMut(&Batch) -> std::result::Result<SpanLogits, E>,
+        reader: PathBuf,
+        export: PathBuf,
+        device: String,
+    ) -> Result<ParityReport>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let inputs = self.inputs(&export, pad)?;
+        let (n, seq) = (self.reference.windows, self.reference.seq);
+        let mut ours_start = Vec::with_capacity(n * seq);
+        let mut ours_end = Vec::with_capacity(n * seq);
+        for batch in inputs.batches(seq, WINDOWS_PER_PASS) {
+            let logits = forward(&batch).map_err(|e| TrainError::Forward(e.into()))?;
+            // Rows must line up with the reference's for the comparison.
+            if logits.seq_len != seq {
+                return Err(TrainError::Parity(format!(
+                    "the forward pass gave rows of {} logits for windows of {seq} positions",
+                    logits.seq_len
+                )));
+            }
+            logits.check(batch.size)?;
+            ours_start.extend(logits.start);
+            ours_end.extend(logits.end);
+        }
+        Ok(self.compare(&inputs, &ours_start, &ours_end, reader, export, device))
+    }
+
     /// Compares odqa's logits (`windows × seq`, as the reference) with the
     /// reference's.
     pub fn compare(
@@ -269,6 +312,88 @@ impl Parity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three export windows of 2, 3 and 4 tokens, the reference scoring
+    /// the last two (padded to 4 positions) with peaks at their gold spans.
+    fn two_window_parity() -> Parity {
+        let row =
+            |off: u32, len: u32, gold: (u32, u32)| [off, len, gold.0, gold.1, 0, 0, 0, 1, len];
+        let (seq, mut start, mut end) = (4, vec![0f32; 8], vec![0f32; 8]);
+        start[1] = 5.0;
+        end[2] = 5.0;
+        start[seq + 2] = 5.0;
+        end[seq + 3] = 5.0;
+        Parity {
+            rows: vec![row(0, 2, (0, 0)), row(2, 3, (1, 2)), row(5, 4, (2, 3))],
+            ids: (10..19).collect(),
+            reference: Reference {
+                rows: vec![1, 2],
+                start,
+                end,
+                windows: 2,
+                seq,
+            },
+        }
+    }
+
+    #[test]
+    fn a_run_lays_out_the_windows_and_compares_the_forward_pass() {
+        let parity = two_window_parity();
+        let reference = parity.reference.clone();
+        let mut seen = Vec::new();
+        let report = parity
+            .run(
+                0,
+                |batch: &Batch| {
+                    seen.extend_from_slice(&batch.input_ids);
+                    Ok::<_, TrainError>(SpanLogits {
+                        start: reference.start.clone(),
+                        end: reference.end.clone(),
+                        batch: batch.size,
+                        seq_len: batch.seq_len,
+                    })
+                },
+                "reader".into(),
+                "export".into(),
+                "Cpu".into(),
+            )
+            .unwrap();
+        // The second window's 3 tokens padded with 0, then the third's 4.
+        assert_eq!(seen, [12, 13, 14, 0, 15, 16, 17, 18]);
+        assert_eq!(report.windows, 2);
+        assert_eq!(report.max_abs_logit_diff, 0.0);
+        assert_eq!(report.same_best_span, 2);
+        assert_eq!(report.best_span_is_gold.odqa_candle, 2);
+        assert_eq!(report.best_span_is_gold.pytorch, 2);
+    }
+
+    #[test]
+    fn a_forward_pass_that_fails_or_misshapes_its_logits_is_an_error() {
+        let parity = two_window_parity();
+        let failed = parity.run(
+            0,
+            |_: &Batch| Err::<SpanLogits, _>(std::io::Error::other("no device")),
+            "reader".into(),
+            "export".into(),
+            "Cpu".into(),
+        );
+        assert_eq!(failed.unwrap_err().to_string(), "no device");
+        let short = parity.run(
+            0,
+            |batch: &Batch| {
+                Ok::<_, TrainError>(SpanLogits {
+                    start: vec![0.0; batch.size * 3],
+                    end: vec![0.0; batch.size * 3],
+                    batch: batch.size,
+                    seq_len: 3,
+                })
+            },
+            "reader".into(),
+            "export".into(),
+            "Cpu".into(),
+        );
+        assert!(matches!(short, Err(TrainError::Parity(_))), "{short:?}");
+    }
 
     #[test]
     fn inputs_split_into_batches_of_whole_rows() {

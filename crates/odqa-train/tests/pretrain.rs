@@ -406,3 +406,74 @@ fn settings_are_checked() {
     );
     assert_eq!(generator.unwrap().mask_token(), "[MASK]");
 }
+
+#[test]
+fn a_corpus_run_skips_bad_records_and_reports_what_it_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string(demo_path()).unwrap();
+    let lines: Vec<&str> = demo.lines().collect();
+    // Two articles, a malformed record, then the first article again.
+    let corpus = tmp.path().join("corpus.jsonl");
+    std::fs::write(
+        &corpus,
+        format!("{}\n{}\nnot json\n{}\n", lines[0], lines[1], lines[0]),
+    )
+    .unwrap();
+    let (articles, analyzer) = (articles(), analyzer());
+    let tokenizer = tokenizer(&articles);
+    let config = PretrainConfig {
+        cloze: false,
+        samples: 1,
+        ..config()
+    };
+    let generator = Generator::new(&tokenizer, &analyzer, None, config).unwrap();
+    let out = tmp.path().join("out");
+    let mut skipped = Vec::new();
+    let run = odqa_train::generate_from_corpus(&generator, &corpus, true, &out, false, &mut |e| {
+        skipped.push(e.to_string())
+    })
+    .unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].contains("corpus.jsonl:3"), "{skipped:?}");
+    assert_eq!((run.repeated_articles, run.skipped_records), (1, 1));
+    assert_eq!(run.report.articles, 2);
+    let summary = run.summary(Path::new("out")).to_string();
+    let first = format!(
+        "{} examples, {} windows, {} tokens from 2 articles",
+        run.report.examples, run.report.windows, run.report.tokens
+    );
+    assert!(summary.starts_with(&first), "{summary}");
+    assert!(!summary.contains("cloze:"), "{summary}");
+    assert!(summary.contains("\nanswer chars: 2: "), "{summary}");
+    assert!(summary.contains("\n[recurring_span] "), "{summary}");
+    assert!(
+        summary.ends_with("\n1 repeated articles read once, 1 malformed records skipped\n"),
+        "{summary}"
+    );
+
+    let stats = tmp.path().join("stats/pretrain.json");
+    let provenance = odqa_train::RunProvenance {
+        command: "odqa train pretrain-data".into(),
+        corpus: &corpus,
+        index: None,
+        out: &out,
+    };
+    run.report.write_stats(&stats, &provenance).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(written["command"], "odqa train pretrain-data");
+    assert!(written["index"].is_null());
+    assert_eq!(written["examples"], run.report.examples);
+    assert_eq!(written["out"], out.to_str().unwrap());
+
+    let err = odqa_train::load_tokenizer(tmp.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}: ",
+            tmp.path().join("tokenizer.json").display()
+        )),
+        "{err}"
+    );
+}

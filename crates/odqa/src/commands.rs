@@ -7,17 +7,13 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use odqa_analysis::{AnalyzerConfig, Decompound, DictionarySource};
-use odqa_bench::{
-    load_questions, run_retrieval_bench, write_report, RetrievalBenchOptions, RetrievedPassage,
-};
-use odqa_corpus::{open_corpus, split_passages, PassageConfig};
+use odqa_corpus::{open_corpus, resolve_corpus, split_passages, PassageConfig, ResolvedCorpus};
 use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, PassageIndex};
 
-use crate::corpora::{self, ResolvedCorpus};
 use crate::{dense, reading};
 use crate::{
-    AnalyzerArgs, AnalyzerChoice, BenchCommand, BenchRetrievalArgs, Bm25Args, BuildArgs, Command,
-    Ctx, DecompoundChoice, IndexCommand, ModelsCommand, PassageArgs, PassagesCommand, SearchArgs,
+    AnalyzerArgs, AnalyzerChoice, Bm25Args, BuildArgs, Command, Ctx, DecompoundChoice,
+    IndexCommand, ModelsCommand, PassageArgs, PassagesCommand, SearchArgs,
 };
 
 /// Largest `-k` / `--depth` accepted: beyond it BM25 ranks are noise and
@@ -29,20 +25,20 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<()> {
     match command {
         Command::Demo(args) => demo(&args, ctx),
         Command::Index(IndexCommand::Build(args)) => {
-            let corpus = corpora::resolve(args.corpus.as_deref())?;
+            let corpus = resolve_corpus(args.corpus.as_deref())?;
             let out = args
                 .out
                 .clone()
-                .unwrap_or_else(|| default_index_dir(&corpus));
-            build(&args, &corpus, out.clone(), dictionary, progress)?;
+                .unwrap_or_else(|| corpus.default_index_dir());
+            build(&args.options(&corpus, &out, ctx)?)?;
             if args.dense {
-                dense::build(ctx, &out, &crate::DenseArgs::defaults(out.clone()))?;
+                dense::build(ctx, &out, None)?;
             }
             Ok(())
         }
         Command::Index(IndexCommand::Dense(args)) => {
             let index = index_dir(args.index.clone())?;
-            dense::build(ctx, &index, &args)
+            dense::build(ctx, &index, Some(&args))
         }
         Command::Index(IndexCommand::Info { index }) => {
             let index = index_dir(index)?;
@@ -59,7 +55,7 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<()> {
             skip_bad_lines,
         }) => export_passages(corpus.as_deref(), &out, &passages, skip_bad_lines),
         Command::Models(ModelsCommand::Prune { corpus, out }) => {
-            let corpus = corpora::resolve(corpus.as_deref())?;
+            let corpus = resolve_corpus(corpus.as_deref())?;
             let model = dense::default_model_dir()?;
             let mut texts = Vec::new();
             for record in open_corpus(&corpus.path)? {
@@ -112,104 +108,7 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<()> {
             let index = index_dir(args.index.clone())?;
             crate::serve::run(ctx, &args, index)
         }
-        Command::Bench(BenchCommand::Ann {
-            index,
-            questions,
-            k,
-            ef,
-            out_dir,
-        }) => dense::bench_ann(ctx, &index_dir(index)?, &questions, k, &ef, &out_dir),
-        Command::Bench(BenchCommand::Reader {
-            reader,
-            embed,
-            profile,
-            seq_len,
-            batch_sizes,
-            windows,
-            corpus,
-            out_dir,
-            label,
-        }) => reading::throughput(
-            ctx,
-            &reading::Throughput {
-                reader: &reader,
-                embed,
-                profile,
-                seq_len,
-                batch_sizes: &batch_sizes,
-                windows,
-                corpus: corpus.as_deref(),
-                out_dir: &out_dir,
-                label,
-            },
-        ),
-        Command::Bench(BenchCommand::Mrc {
-            data,
-            reader,
-            label,
-            limit,
-            out_dir,
-        }) => reading::ReadingBench {
-            questions: &data,
-            reader: &reader,
-            label,
-            limit,
-            out_dir: &out_dir,
-            ctx,
-        }
-        .mrc(),
-        Command::Bench(BenchCommand::Odqa {
-            index,
-            questions,
-            fusion,
-            cache,
-            sweep_weights,
-            sweep_top_k,
-            sweep_thresholds,
-            reader,
-            retrieval,
-            label,
-            limit,
-            out_dir,
-        }) => {
-            let index = index_dir(index)?;
-            let options = fusion.options(5);
-            let bench = reading::ReadingBench {
-                questions: &questions,
-                reader: &reader,
-                label,
-                limit,
-                out_dir: &out_dir,
-                ctx,
-            };
-            match cache {
-                None => bench.odqa(&index, &retrieval, options),
-                Some(cache) => {
-                    if !cache.exists() {
-                        bench.build_cache(&index, &retrieval, options, &cache)?;
-                    }
-                    let or = |v: Vec<f32>, d: f32| if v.is_empty() { vec![d] } else { v };
-                    let top_ks = if sweep_top_k.is_empty() {
-                        vec![options.top_k]
-                    } else {
-                        sweep_top_k
-                    };
-                    bench.sweep(
-                        &cache,
-                        options,
-                        &or(sweep_weights, options.retrieval_weight),
-                        &top_ks,
-                        &or(sweep_thresholds, options.no_answer_threshold),
-                    )
-                }
-            }
-        }
-        Command::Bench(BenchCommand::Retrieval(args)) => bench_retrieval(&args, ctx),
-        Command::Bench(BenchCommand::Compare {
-            results,
-            out,
-            title,
-        }) => compare(&results, &out, &title),
+        Command::Bench(command) => crate::bench::run(command, ctx),
         Command::Train(crate::TrainCommand::Export(args)) => {
             crate::train::export(&args, dictionary, progress)
         }
@@ -218,18 +117,13 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<()> {
             crate::train::pretrain_data(&args, dictionary, progress)
         }
         Command::Re(args) => crate::relations::run(ctx, &args),
-        Command::Bench(BenchCommand::Re(args)) => crate::relations::bench(ctx, &args),
     }
 }
 
-fn default_index_dir(corpus: &ResolvedCorpus) -> PathBuf {
-    Path::new("index").join(&corpus.name)
-}
-
-fn index_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn index_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
     match explicit {
         Some(dir) => Ok(dir),
-        None => Ok(default_index_dir(&corpora::resolve(None)?)),
+        None => Ok(resolve_corpus(None)?.default_index_dir()),
     }
 }
 
@@ -291,30 +185,32 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn build(
-    args: &BuildArgs,
-    corpus: &ResolvedCorpus,
-    out: PathBuf,
-    dictionary: &DictionarySource,
-    progress: bool,
-) -> Result<IndexManifest> {
-    let mut options = BuildOptions::new(corpus.path.clone(), out.clone());
-    options.passages = args.passages.config()?;
-    options.analyzer = args.analyzer.config();
-    options.dictionary = dictionary.clone();
-    options.bm25 = args.bm25.apply(Bm25Params::default());
-    if let Some(threads) = args.threads {
-        options.threads = threads;
+impl BuildArgs {
+    fn options(&self, corpus: &ResolvedCorpus, out: &Path, ctx: &Ctx) -> Result<BuildOptions> {
+        let mut options = BuildOptions::new(corpus.path.clone(), out.to_path_buf());
+        options.passages = self.passages.config()?;
+        options.analyzer = self.analyzer.config();
+        options.dictionary = ctx.dictionary.clone();
+        options.bm25 = self.bm25.apply(Bm25Params::default());
+        if let Some(threads) = self.threads {
+            options.threads = threads;
+        }
+        options.memory_mb = self.memory_mb;
+        options.skip_bad_lines = self.skip_bad_lines;
+        options.force = self.force;
+        options.progress = ctx.progress;
+        options.title_dictionary = self.analyzer.title_dictionary;
+        options.user_dictionary = self.analyzer.user_dictionary.clone();
+        Ok(options)
     }
-    options.memory_mb = args.memory_mb;
-    options.skip_bad_lines = args.skip_bad_lines;
-    options.force = args.force;
-    options.progress = progress;
-    options.title_dictionary = args.analyzer.title_dictionary;
-    options.user_dictionary = args.analyzer.user_dictionary.clone();
+}
+
+/// Builds the BM25 index `options` describe and says what it holds.
+fn build(options: &BuildOptions) -> Result<IndexManifest> {
+    let (out, corpus) = (&options.out, &options.corpus);
     let interrupt = interrupt_flag();
-    let manifest = build_index(&options, &interrupt)
-        .with_context(|| format!("building {} from {}", out.display(), corpus.path.display()))?;
+    let manifest = build_index(options, &interrupt)
+        .with_context(|| format!("building {} from {}", out.display(), corpus.display()))?;
     let counts = &manifest.counts;
     eprintln!(
         "built {}: {} articles, {} passages, {:.1} MB of text in {:.1} s ({:.2} MB/s){}",
@@ -369,7 +265,7 @@ fn embed(ctx: &Ctx, texts: &[String], passage: bool, model: Option<PathBuf>) -> 
     Ok(())
 }
 
-fn check_k(k: usize, flag: &str) -> Result<()> {
+pub(crate) fn check_k(k: usize, flag: &str) -> Result<()> {
     if k == 0 || k > MAX_K {
         bail!("{flag} must be between 1 and {MAX_K}, got {k}");
     }
@@ -437,129 +333,21 @@ fn export_passages(
     passages: &PassageArgs,
     skip_bad_lines: bool,
 ) -> Result<()> {
-    let corpus = corpora::resolve(corpus)?;
-    let config = passages.config()?;
-    let tmp = out.with_extension("partial");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let mut writer = BufWriter::new(file);
-    let mut stream = odqa_corpus::passages(&corpus.path, &config, skip_bad_lines)?;
-    for event in stream.by_ref() {
-        let passages = match event {
-            Ok(odqa_corpus::PassageEvent::Article { passages, .. }) => passages,
-            Ok(odqa_corpus::PassageEvent::Repeat { .. }) => continue,
-            Ok(odqa_corpus::PassageEvent::Skipped(err)) => {
-                eprintln!("skipped: {err}");
-                continue;
-            }
-            Err(err) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(err.into());
-            }
-        };
-        for passage in passages {
-            serde_json::to_writer(
-                &mut writer,
-                &serde_json::json!({"id": passage.id, "title": passage.title, "text": passage.text}),
-            )?;
-            writer.write_all(b"\n")?;
-        }
-    }
-    let counts = stream.counts();
-    let (count, skipped, repeated) = (
-        counts.passages,
-        counts.skipped_records,
-        counts.repeated_articles,
-    );
-    writer.flush()?;
-    drop(writer);
-    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!(
-        "wrote {count} passages to {} ({skipped} malformed records skipped, {repeated} exact repeats of an article written once)",
-        out.display()
-    );
-    Ok(())
-}
-
-fn bench_retrieval(args: &BenchRetrievalArgs, ctx: &Ctx) -> Result<()> {
-    check_k(args.depth, "--depth")?;
-    let dir = index_dir(args.index.clone())?;
-    let retriever = args.retrieval.open(ctx, &dir, &args.bm25)?;
-    let index = retriever.bm25();
-    let params = retriever.options().bm25.unwrap_or(index.manifest().bm25);
-    let questions = load_questions(&args.questions)?;
-    let index_name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let questions_name = args
-        .questions
-        .file_stem()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let label = args.label.clone().unwrap_or_else(|| index_name.clone());
-    let options = RetrievalBenchOptions {
-        depth: args.depth,
-        warmup: args.warmup,
-        label: label.clone(),
-        index: dir.display().to_string(),
-        questions_file: args.questions.display().to_string(),
-        mode: args.retrieval.mode_name().into(),
-        show_progress: ctx.progress,
-        ..RetrievalBenchOptions::default()
-    };
-    let mut hits_file = match &args.export_hits {
-        Some(path) => Some(BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => None,
-    };
-    let search = |query: &str, k: usize| {
-        retriever.retrieve(query, k).map(|hits| {
-            hits.into_iter()
-                .map(|h| RetrievedPassage {
-                    passage_id: h.passage_id,
-                    text: h.text,
-                    score: h.score,
-                })
-                .collect::<Vec<_>>()
-        })
-    };
-    let mut report = run_retrieval_bench(
-        &questions,
-        &options,
-        search,
-        hits_file.as_mut().map(|w| w as &mut dyn Write),
+    let corpus = resolve_corpus(corpus)?;
+    let counts = odqa_corpus::export_passages(
+        &corpus.path,
+        &passages.config()?,
+        skip_bad_lines,
+        out,
+        |err| eprintln!("skipped: {err}"),
     )?;
-    if let Some(mut writer) = hits_file {
-        writer.flush()?;
-    }
-    report.extra = serde_json::json!({
-        "retrieval": retriever.options(),
-        "bm25": params,
-        "analyzer": index.manifest().analyzer,
-        "passages": index.manifest().passages,
-        "passage_count": index.num_passages(),
-    });
-    let stem = format!("retrieval-{questions_name}-{label}");
-    let files = write_report(&report, &args.out_dir, &stem)?;
-    println!(
-        "{}",
-        odqa_bench::markdown_table(std::slice::from_ref(&report))
-    );
     eprintln!(
-        "wrote {}, {}, {}",
-        files.json.display(),
-        files.markdown.display(),
-        files.svg.display()
+        "wrote {} passages to {} ({} malformed records skipped, {} exact repeats of an article written once)",
+        counts.passages,
+        out.display(),
+        counts.skipped_records,
+        counts.repeated_articles
     );
-    Ok(())
-}
-
-fn compare(results: &[PathBuf], out: &Path, title: &str) -> Result<()> {
-    let (table, markdown, svg) = odqa_bench::compare(results, out, title)?;
-    println!("{table}");
-    eprintln!("wrote {} and {}", markdown.display(), svg.display());
     Ok(())
 }
 
@@ -580,8 +368,8 @@ const MINI_QUESTIONS: &[&str] = &[
 ];
 
 fn demo(args: &crate::DemoArgs, ctx: &Ctx) -> Result<()> {
-    let corpus = corpora::resolve(args.corpus.as_deref())?;
-    let dir = default_index_dir(&corpus);
+    let corpus = resolve_corpus(args.corpus.as_deref())?;
+    let dir = corpus.default_index_dir();
     if dir.exists() {
         eprintln!(
             "using the index at {} (delete it to rebuild)",
@@ -589,35 +377,10 @@ fn demo(args: &crate::DemoArgs, ctx: &Ctx) -> Result<()> {
         );
     } else {
         eprintln!("building {} from {}", dir.display(), corpus.path.display());
-        let build_args = BuildArgs {
-            corpus: None,
-            out: None,
-            passages: PassageArgs {
-                target_chars: 500,
-                max_chars: 1000,
-            },
-            analyzer: AnalyzerArgs {
-                analyzer: AnalyzerChoice::Morph,
-                stop_tags: None,
-                no_stem: false,
-                decompound: None,
-                title_dictionary: false,
-                user_dictionary: None,
-            },
-            bm25: Bm25Args::default(),
-            threads: None,
-            memory_mb: 512,
-            skip_bad_lines: false,
-            force: false,
-            dense: false,
-        };
-        build(
-            &build_args,
-            &corpus,
-            dir.clone(),
-            &ctx.dictionary,
-            ctx.progress,
-        )?;
+        let mut options = BuildOptions::new(corpus.path.clone(), dir.clone());
+        options.dictionary = ctx.dictionary.clone();
+        options.progress = ctx.progress;
+        build(&options)?;
     }
     let questions: Vec<String> = if args.questions.is_empty() {
         let samples = if corpus.name == "kowiki-2020-mini" {

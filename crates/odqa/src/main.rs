@@ -2,13 +2,18 @@
 //! parses flags, resolves defaults, prints results and turns errors into
 //! messages and exit codes.
 
+mod bench;
 mod commands;
-mod corpora;
 mod dense;
 mod reading;
 mod relations;
 mod serve;
 mod train;
+
+// TEMP shim while call sites move to odqa_corpus::resolve_corpus.
+mod corpora {
+    pub use odqa_corpus::resolve_corpus as resolve;
+}
 
 use std::path::PathBuf;
 
@@ -97,7 +102,7 @@ enum Command {
     Re(Box<relations::ReArgs>),
     /// Benchmarks; results go to bench/results/.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(bench::BenchCommand),
     /// Training data for the reader (the recipe itself is under train/).
     #[command(subcommand)]
     Train(TrainCommand),
@@ -450,155 +455,6 @@ enum PassagesCommand {
         #[arg(long)]
         skip_bad_lines: bool,
     },
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Answer recall@k, MRR and latency of retrieval over a question set.
-    Retrieval(BenchRetrievalArgs),
-    /// Reader throughput: forward passes over full-length windows of Korean
-    /// text at several batch sizes (`--embed`: passage embeddings instead).
-    Reader {
-        /// A QA model directory or hf:ORG/NAME[@REVISION] (as for `read`).
-        #[arg(
-            long,
-            value_name = "DIR|hf:ORG/NAME[@REV]",
-            default_value = "models/odqa-reader-ko",
-            env = "ODQA_READER"
-        )]
-        reader: PathBuf,
-        /// Time mean-pooled passage embeddings with the default
-        /// multilingual-e5-small (what `index dense` runs) instead of QA logits.
-        #[arg(long)]
-        embed: bool,
-        /// Also time each stage of the forward pass (odqa's CPU backend)
-        /// and print the breakdown per batch size.
-        #[arg(long)]
-        profile: bool,
-        /// Tokens per window.
-        #[arg(long, default_value_t = 384)]
-        seq_len: usize,
-        /// Comma-separated batch sizes.
-        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
-        batch_sizes: Vec<usize>,
-        /// Windows run per batch size (after one warm-up batch).
-        #[arg(long, default_value_t = 64)]
-        windows: usize,
-        /// Text the windows are cut from (any corpus); default: the demo corpus.
-        #[arg(long)]
-        corpus: Option<String>,
-        #[arg(long, default_value = "bench/results")]
-        out_dir: PathBuf,
-        #[arg(long)]
-        label: Option<String>,
-    },
-    /// Reading with the gold paragraph given: EM/F1 (official KorQuAD 1.0), windows/s.
-    Mrc {
-        /// SQuAD/KorQuAD JSON or the KLUE-MRC list format (needs `context`).
-        #[arg(long)]
-        data: PathBuf,
-        #[command(flatten)]
-        reader: ReaderArgs,
-        #[arg(long)]
-        label: Option<String>,
-        /// Only the first N questions.
-        #[arg(long)]
-        limit: Option<usize>,
-        #[arg(long, default_value = "bench/results")]
-        out_dir: PathBuf,
-    },
-    /// Retrieve, then read: EM/F1 and per-stage latency.
-    Odqa {
-        #[arg(long)]
-        index: Option<PathBuf>,
-        #[arg(long)]
-        questions: PathBuf,
-        #[command(flatten)]
-        fusion: FusionArgs,
-        /// Read cache: when FILE is missing, every top-k passage is read and
-        /// its n-best spans stored there; when it exists, it is re-scored
-        /// (--sweep-*) without running the model.
-        #[arg(long, value_name = "FILE")]
-        cache: Option<PathBuf>,
-        /// With --cache: μ values to re-score at (comma-separated; default --retrieval-weight).
-        #[arg(long, value_delimiter = ',')]
-        sweep_weights: Vec<f32>,
-        /// With --cache: depths to re-score at (default --top-k).
-        #[arg(long, value_delimiter = ',')]
-        sweep_top_k: Vec<usize>,
-        /// With --cache: no-answer thresholds to re-score at (default --no-answer-threshold).
-        #[arg(long, value_delimiter = ',')]
-        sweep_thresholds: Vec<f32>,
-        #[command(flatten)]
-        reader: ReaderArgs,
-        #[command(flatten)]
-        retrieval: RetrievalArgs,
-        #[arg(long)]
-        label: Option<String>,
-        #[arg(long)]
-        limit: Option<usize>,
-        #[arg(long, default_value = "bench/results")]
-        out_dir: PathBuf,
-    },
-    /// HNSW against exact dense search: recall@k of the graph search and
-    /// queries/s at several ef values, on real question embeddings.
-    Ann {
-        #[arg(long)]
-        index: Option<PathBuf>,
-        #[arg(long)]
-        questions: PathBuf,
-        #[arg(short, long, default_value_t = 10)]
-        k: usize,
-        /// Comma-separated ef_search values.
-        #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
-        ef: Vec<usize>,
-        #[arg(long, default_value = "bench/results")]
-        out_dir: PathBuf,
-    },
-    /// KLUE-RE relation classification with the reader: micro-F1 (no_relation
-    /// excluded), AUPRC, accuracy, a per-relation table and examples/s, with
-    /// the no_relation threshold calibrated on the first examples.
-    Re(Box<relations::BenchReArgs>),
-    /// One table and one recall@k plot from several retrieval results.
-    Compare {
-        /// Result files written by `odqa bench retrieval` (`*.json`).
-        #[arg(required = true)]
-        results: Vec<PathBuf>,
-        /// Output path without extension: writes STEM.md and STEM.svg.
-        #[arg(long)]
-        out: PathBuf,
-        /// Plot title.
-        #[arg(long, default_value = "answer recall@k")]
-        title: String,
-    },
-}
-
-#[derive(Args)]
-struct BenchRetrievalArgs {
-    #[arg(long)]
-    index: Option<PathBuf>,
-    /// Questions: SQuAD/KorQuAD JSON or the KLUE-MRC list format.
-    #[arg(long)]
-    questions: PathBuf,
-    /// Passages retrieved per question (the deepest recall@k).
-    #[arg(long, default_value_t = 100)]
-    depth: usize,
-    /// Queries run first and not timed.
-    #[arg(long, default_value_t = 20)]
-    warmup: usize,
-    /// Name of this run in tables and plots; default: the index name.
-    #[arg(long)]
-    label: Option<String>,
-    /// Where results go.
-    #[arg(long, default_value = "bench/results")]
-    out_dir: PathBuf,
-    /// Also write `{id, hits: [{passage_id, score}]}` per question to this file.
-    #[arg(long)]
-    export_hits: Option<PathBuf>,
-    #[command(flatten)]
-    bm25: Bm25Args,
-    #[command(flatten)]
-    retrieval: RetrievalArgs,
 }
 
 /// What every command shares, built once in `main` from the global flags

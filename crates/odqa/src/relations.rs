@@ -3,16 +3,16 @@
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use odqa_relations::bench::{BenchEvent, BenchSource, PredictionFields, ThresholdChoice};
+use odqa_relations::bench::{BenchEvent, BenchSource, ThresholdChoice};
+use odqa_relations::jsonl::{classify_jsonl, ClassifyProgress};
 use odqa_relations::{
     read_klue_re, ClassifierOptions, RelationClassifier, SubjectType, DEFAULT_OPEN_THRESHOLD,
     DEFAULT_THRESHOLD,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::{Ctx, ReaderArgs};
 
@@ -141,51 +141,20 @@ fn classify_file(ctx: &Ctx, args: &ReArgs, input: &Path, threshold: f32) -> Resu
         )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let started = Instant::now();
-    let (mut labelled, mut correct) = (0usize, 0usize);
-    for (i, example) in examples.iter().enumerate() {
-        let prediction = classifier
-            .predict(example, threshold)
-            .with_context(|| format!("{}: record {}", input.display(), i + 1))?;
-        if let Some(gold) = &example.label {
-            labelled += 1;
-            correct += usize::from(gold == prediction.label);
+    let mut on_progress = |p: ClassifyProgress| {
+        if ctx.progress {
+            eprintln!("{} / {} examples", p.done, p.total);
         }
-        let mut line = json!({
-            "record": i + 1,
-            "sentence": example.sentence,
-            "subject_entity": example.subject_entity,
-            "object_entity": example.object_entity,
-            "label": example.label,
-        });
-        if let (Value::Object(line), Value::Object(p)) = (
-            &mut line,
-            serde_json::to_value(PredictionFields::from(&prediction))?,
-        ) {
-            line.extend(p);
-        }
-        serde_json::to_writer(&mut out, &line)?;
-        writeln!(out)?;
-        if ctx.progress && (i + 1) % 25 == 0 {
-            eprintln!("{} / {} examples", i + 1, examples.len());
-        }
-    }
-    out.flush()?;
-    let seconds = started.elapsed().as_secs_f64();
-    eprintln!(
-        "{} examples in {seconds:.1} s ({:.2} examples/s, {} windows), threshold {threshold}{}",
-        examples.len(),
-        examples.len() as f64 / seconds.max(1e-9),
-        classifier.windows_run(),
-        if labelled > 0 {
-            format!(
-                "; accuracy {:.1}% on the {labelled} labelled",
-                100.0 * correct as f64 / labelled as f64
-            )
-        } else {
-            String::new()
-        }
-    );
+    };
+    let summary = classify_jsonl(
+        &classifier,
+        &examples,
+        threshold,
+        input,
+        &mut out,
+        &mut on_progress,
+    )?;
+    eprintln!("{}", summary.summary());
     if let Some(path) = &args.out {
         eprintln!("wrote {}", path.display());
     }
@@ -200,20 +169,11 @@ fn open(ctx: &Ctx, args: &ReArgs, sentence: &str, subject: &str, threshold: f32)
     let classifier = load(ctx, &args.reader, &args.relations)?;
     let found = classifier.open(sentence, subject, subject_type, threshold)?;
     if args.json {
-        let found: Vec<Value> = found
-            .iter()
-            .map(|f| {
-                json!({"relation": f.relation.label(), "text": f.text, "char_start": f.char_start,
-                       "char_end": f.char_end, "probability": f.probability})
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "sentence": sentence, "subject": subject, "subject_type": args.subject_type,
-                "threshold": threshold, "found": found,
-            }))?
-        );
+        let open = json!({
+            "sentence": sentence, "subject": subject, "subject_type": args.subject_type,
+            "threshold": threshold, "found": found,
+        });
+        println!("{}", serde_json::to_string_pretty(&open)?);
         return Ok(());
     }
     if found.is_empty() {
@@ -234,29 +194,10 @@ fn open(ctx: &Ctx, args: &ReArgs, sentence: &str, subject: &str, threshold: f32)
 
 pub fn bench(ctx: &Ctx, args: &BenchReArgs) -> Result<()> {
     let examples = read_klue_re(&args.data)?;
-    if let Some(i) = examples.iter().position(|e| e.label.is_none()) {
-        bail!(
-            "{}: record {} has no label: bench re needs labelled examples",
-            args.data.display(),
-            i + 1
-        );
-    }
-    let n_calibrate = args.calibrate.unwrap_or(0);
-    if args.calibrate.is_some() && (n_calibrate == 0 || n_calibrate >= examples.len()) {
-        bail!(
-            "--calibrate {n_calibrate}: need between 1 and {} of the {} examples in {}, leaving some to report on",
-            examples.len().saturating_sub(1),
-            examples.len(),
-            args.data.display()
-        );
-    }
-    let (calibration_set, rest) = examples.split_at(n_calibrate);
-    let report_set = &rest[..args.limit.unwrap_or(rest.len()).min(rest.len())];
-    if report_set.is_empty() {
-        bail!("no examples to report on (--limit 0?)");
-    }
+    let split =
+        odqa_relations::bench::split_examples(&examples, &args.data, args.calibrate, args.limit)?;
     let classifier = load(ctx, &args.reader, &args.relations)?;
-    let threshold = if n_calibrate > 0 {
+    let threshold = if args.calibrate.is_some() {
         ThresholdChoice::Calibrate
     } else {
         ThresholdChoice::Fixed {
@@ -286,8 +227,8 @@ pub fn bench(ctx: &Ctx, args: &BenchReArgs) -> Result<()> {
     let run = odqa_relations::bench::run(
         &classifier,
         &args.data,
-        calibration_set,
-        report_set,
+        split.calibration,
+        split.report,
         threshold,
         ctx.progress,
         &mut on_event,
@@ -306,8 +247,8 @@ pub fn bench(ctx: &Ctx, args: &BenchReArgs) -> Result<()> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         machine: ctx.machine(Some(classifier.model().precision())),
     };
-    let report = run.report(source, *classifier.options(), report_set.len());
-    let files = report.write(&args.out_dir, &run, calibration_set, report_set)?;
+    let report = run.report(source, *classifier.options(), split.report.len());
+    let files = report.write(&args.out_dir, &run, split.calibration, split.report)?;
     println!("{}", report.summary());
     eprintln!(
         "wrote {}, {} and {}",

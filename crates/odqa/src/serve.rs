@@ -128,13 +128,7 @@ pub fn run_loaded(
         addr,
         limits: Limits::default(),
         batching: BatchConfig::default(),
-        defaults: RequestDefaults {
-            top_k: options.top_k,
-            answers: options.answers,
-            retrieval_weight: options.retrieval_weight,
-            no_answer_threshold: options.no_answer_threshold,
-            early_stop: options.early_stop,
-        },
+        defaults: RequestDefaults::from(&options),
     };
     config.validate()?;
     odqa_serve::run(

@@ -1,6 +1,6 @@
 //! `odqa train …`: training data for the reader.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -8,6 +8,7 @@ use odqa_analysis::DictionarySource;
 use odqa_index::PassageIndex;
 use odqa_reader::WindowConfig;
 use odqa_train::{ExportConfig, Sources};
+use tokenizers::Tokenizer;
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -55,14 +56,17 @@ pub enum TemplatesArg {
     Every,
 }
 
-pub fn export(args: &ExportArgs, dictionary: &DictionarySource, progress: bool) -> Result<()> {
-    let model_dir = match &args.model {
-        Some(dir) => dir.clone(),
+/// The tokenizer of `--model`, default the fetched multilingual-e5-small.
+fn tokenizer(model: Option<&Path>) -> Result<Tokenizer> {
+    let model_dir = match model {
+        Some(dir) => dir.to_path_buf(),
         None => crate::dense::default_model_dir()?,
     };
-    let tokenizer_path = model_dir.join("tokenizer.json");
-    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", tokenizer_path.display()))?;
+    Ok(odqa_train::load_tokenizer(&model_dir)?)
+}
+
+pub fn export(args: &ExportArgs, dictionary: &DictionarySource, progress: bool) -> Result<()> {
+    let tokenizer = tokenizer(args.model.as_deref())?;
     let index = match &args.negatives_index {
         Some(dir) => Some(
             PassageIndex::open(dir, dictionary)
@@ -93,29 +97,7 @@ pub fn export(args: &ExportArgs, dictionary: &DictionarySource, progress: bool) 
         negatives_index: index.as_ref(),
     };
     let report = odqa_train::export(&tokenizer, &sources, &config, &args.out, progress)?;
-    println!(
-        "{} examples, {} windows, {} tokens → {}",
-        report.examples,
-        report.windows,
-        report.tokens,
-        args.out.display()
-    );
-    println!("{:<22} {:>8} {:>8}", "windows", "train", "dev");
-    for (kind, [train, dev]) in &report.windows_by_kind {
-        println!("{kind:<22} {train:>8} {dev:>8}");
-    }
-    println!(
-        "held out: {} KorQuAD articles ({} questions), {} KLUE-RE examples",
-        report.dev_articles.len(),
-        report.korquad_dev_questions,
-        report.klue_re_dev_examples
-    );
-    if report.retrieved_negative_misses > 0 {
-        println!(
-            "{} questions found no retrieved passage without the answer",
-            report.retrieved_negative_misses
-        );
-    }
+    print!("{}", report.summary(&args.out));
     Ok(())
 }
 
@@ -139,29 +121,14 @@ pub fn parity(ctx: &crate::Ctx, args: &ParityArgs) -> Result<()> {
     let parity = odqa_train::parity::Parity::load(&args.export, &args.reference)?;
     let model = odqa_encoder::QaModel::load_at(&args.reader.reader, &ctx.device, ctx.precision)
         .with_context(|| format!("loading {}", args.reader.reader.display()))?;
-    let inputs = parity.inputs(&args.export, model.pad_id())?;
-    let (n, seq) = (parity.reference.windows, parity.reference.seq);
-    let mut ours_start = Vec::with_capacity(n * seq);
-    let mut ours_end = Vec::with_capacity(n * seq);
-    for batch in inputs.batches(seq, 8) {
-        let logits = model.batch_logits(&batch)?;
-        ours_start.extend(logits.start);
-        ours_end.extend(logits.end);
-    }
-    let report = parity.compare(
-        &inputs,
-        &ours_start,
-        &ours_end,
+    let report = parity.run(
+        model.pad_id(),
+        |batch| model.batch_logits(batch),
         args.reader.reader.clone(),
         args.export.clone(),
         ctx.device_name(),
-    );
-    let json = report.to_json()?;
-    if let Some(parent) = args.out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.out, &json)?;
-    println!("{json}");
+    )?;
+    println!("{}", report.write(&args.out)?);
     Ok(())
 }
 
@@ -242,31 +209,24 @@ pub fn pretrain_data(
     dictionary: &DictionarySource,
     progress: bool,
 ) -> Result<()> {
-    use odqa_corpus::PassageEvent;
     let corpus = crate::corpora::resolve(args.corpus.as_deref())?;
-    let model_dir = match &args.model {
-        Some(dir) => dir.clone(),
-        None => crate::dense::default_model_dir()?,
-    };
-    let tokenizer_path = model_dir.join("tokenizer.json");
-    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", tokenizer_path.display()))?;
+    let tokenizer = tokenizer(args.model.as_deref())?;
     let analyzer =
         odqa_analysis::KoreanAnalyzer::new(odqa_analysis::AnalyzerConfig::default(), dictionary)?;
     let cloze = args.kinds.contains(&PretrainKindArg::Cloze);
-    let index = if cloze {
-        let dir = args
-            .index
+    let index_dir = cloze.then(|| {
+        args.index
             .clone()
-            .unwrap_or_else(|| std::path::Path::new("index").join(&corpus.name));
-        Some(PassageIndex::open(&dir, dictionary).with_context(|| {
+            .unwrap_or_else(|| Path::new("index").join(&corpus.name))
+    });
+    let index = match &index_dir {
+        Some(dir) => Some(PassageIndex::open(dir, dictionary).with_context(|| {
             format!(
                 "opening {} for cloze contexts (--index; or --kinds recurring)",
                 dir.display()
             )
-        })?)
-    } else {
-        None
+        })?),
+        None => None,
     };
     let defaults = odqa_train::PretrainConfig::default();
     let config = odqa_train::PretrainConfig {
@@ -289,113 +249,23 @@ pub fn pretrain_data(
         ..defaults
     };
     let generator = odqa_train::Generator::new(&tokenizer, &analyzer, index.as_ref(), config)?;
-    let mut stream = odqa_corpus::articles(&corpus.path, args.skip_bad_lines)?;
-    let articles = stream.by_ref().filter_map(|event| match event {
-        Ok(PassageEvent::Article { record, .. }) => Some(Ok(record.article)),
-        Ok(PassageEvent::Repeat { .. }) => None,
-        Ok(PassageEvent::Skipped(err)) => {
-            eprintln!("skipped: {err}");
-            None
-        }
-        Err(err) => Some(Err(odqa_train::TrainError::from(err))),
-    });
-    let report = odqa_train::generate(&generator, articles, &args.out, progress)?;
-    let (repeated, skipped) = (
-        stream.counts().repeated_articles,
-        stream.counts().skipped_records,
-    );
-    println!(
-        "{} examples, {} windows, {} tokens from {} articles ({} passages) → {}",
-        report.examples,
-        report.windows,
-        report.tokens,
-        report.articles,
-        report.passages,
-        args.out.display()
-    );
-    println!(
-        "{:.1} s, {:.0} examples/s on {} threads; mask token {}{}",
-        report.seconds,
-        report.examples_per_second,
-        report.threads,
-        report.mask_token,
-        if report.reached_max_examples {
-            "; stopped at --max-examples"
-        } else {
-            ""
-        }
-    );
-    if cloze {
-        println!(
-            "cloze: {} questions searched, {} answered in other articles",
-            report.cloze_queries, report.cloze_questions_answered
-        );
-    }
-    println!(
-        "{:<22} {:>9} {:>7} {:>9} {:>7}",
-        "kind", "examples", "dev", "windows", "dev"
-    );
-    let kinds: std::collections::BTreeSet<&str> = report
-        .examples_by_kind
-        .keys()
-        .chain(report.windows_by_kind.keys())
-        .copied()
-        .collect();
-    for kind in kinds {
-        let [e, ed] = report.examples_by_kind.get(kind).copied().unwrap_or([0, 0]);
-        let [w, wd] = report.windows_by_kind.get(kind).copied().unwrap_or([0, 0]);
-        println!("{kind:<22} {e:>9} {ed:>7} {w:>9} {wd:>7}");
-    }
-    let answers: usize = report.answer_chars.values().sum();
-    for (what, histogram, edges) in [
-        (
-            "answer chars",
-            &report.answer_chars,
-            &[2usize, 3, 4, 5, 6, 8, 11, 16, 21, 31][..],
-        ),
-        (
-            "answer tokens",
-            &report.answer_tokens,
-            &[1usize, 2, 3, 4, 5, 7, 11, 16, 31][..],
-        ),
-    ] {
-        let cells: Vec<String> = edges
-            .windows(2)
-            .map(|w| {
-                let n: usize = histogram.range(w[0]..w[1]).map(|(_, n)| n).sum();
-                let label = if w[1] - w[0] == 1 {
-                    w[0].to_string()
-                } else {
-                    format!("{}-{}", w[0], w[1] - 1)
-                };
-                format!("{label}: {:.1}%", 100.0 * n as f64 / answers.max(1) as f64)
-            })
-            .collect();
-        println!("{what}: {}", cells.join(", "));
-    }
-    for sample in &report.samples {
-        println!("\n[{}] {}", sample.kind.name(), sample.id);
-        println!("  Q: {}", sample.question);
-        println!("  A: {}", sample.answer.as_deref().unwrap_or("(no answer)"));
-        println!("  C: {}", sample.context.replace('\n', " "));
-    }
-    if repeated + skipped > 0 {
-        println!("{repeated} repeated articles read once, {skipped} malformed records skipped");
-    }
+    let run = odqa_train::generate_from_corpus(
+        &generator,
+        &corpus.path,
+        args.skip_bad_lines,
+        &args.out,
+        progress,
+        &mut |err| eprintln!("skipped: {err}"),
+    )?;
+    print!("{}", run.summary(&args.out));
     if let Some(path) = &args.stats_out {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut stats = serde_json::to_value(&report)?;
-        stats["command"] = serde_json::json!(std::env::args().collect::<Vec<_>>().join(" "));
-        stats["corpus"] = serde_json::json!(corpus.path);
-        stats["index"] = serde_json::json!(index.as_ref().map(|_| args
-            .index
-            .clone()
-            .unwrap_or_else(|| std::path::Path::new("index").join(&corpus.name))));
-        stats["out"] = serde_json::json!(args.out);
-        std::fs::write(path, format!("{stats:#}"))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let provenance = odqa_train::RunProvenance {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            corpus: &corpus.path,
+            index: index_dir.as_deref(),
+            out: &args.out,
+        };
+        run.report.write_stats(path, &provenance)?;
     }
     Ok(())
 }

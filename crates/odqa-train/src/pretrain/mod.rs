@@ -49,11 +49,13 @@
 //! of the id) is marked dev.
 
 mod generator;
+mod run;
 mod spans;
 mod text;
 mod writer;
 
 pub use generator::Generator;
+pub use run::{generate_from_corpus, CorpusRun, PretrainSummary, RunProvenance};
 pub use spans::{content_spans, is_content_span, ContentSpan, STOP_NOUNS};
 pub use text::sentences;
 pub use writer::generate;
