@@ -10,11 +10,6 @@ mod relations;
 mod serve;
 mod train;
 
-// TEMP shim while call sites move to odqa_corpus::resolve_corpus.
-mod corpora {
-    pub use odqa_corpus::resolve_corpus as resolve;
-}
-
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

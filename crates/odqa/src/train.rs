@@ -209,7 +209,7 @@ pub fn pretrain_data(
     dictionary: &DictionarySource,
     progress: bool,
 ) -> Result<()> {
-    let corpus = crate::corpora::resolve(args.corpus.as_deref())?;
+    let corpus = odqa_corpus::resolve_corpus(args.corpus.as_deref())?;
     let tokenizer = tokenizer(args.model.as_deref())?;
     let analyzer =
         odqa_analysis::KoreanAnalyzer::new(odqa_analysis::AnalyzerConfig::default(), dictionary)?;
