@@ -397,17 +397,10 @@ fn repeated_article_ids_are_indexed_once_and_conflicts_reported() {
 /// A random 1-layer QA model over the demo corpus's characters: checks the
 /// reader commands' plumbing, not answer quality.
 fn tiny_reader(dir: &Path) -> PathBuf {
-    use odqa_reader::testing::{char_wordpiece_tokenizer, TestStyle};
+    use odqa_encoder::testing::{write_tiny_bert_qa, TinyBertQa};
     let model = dir.join("tiny-reader");
     let alphabet = std::fs::read_to_string(demo_corpus()).unwrap() + "?";
-    let tokenizer = char_wordpiece_tokenizer(&alphabet, TestStyle::Bert).unwrap();
-    odqa_encoder::testing::write_random_bert_qa(
-        &model,
-        tokenizer.get_vocab_size(true),
-        "BertForQuestionAnswering",
-    )
-    .unwrap();
-    tokenizer.save(model.join("tokenizer.json"), false).unwrap();
+    write_tiny_bert_qa(&model, &TinyBertQa::bert(&alphabet)).unwrap();
     model
 }
 
@@ -641,15 +634,18 @@ fn device_flag_is_checked() {
 #[test]
 fn demo_answers_the_sample_questions_on_the_demo_corpus() {
     let tmp = tempfile::tempdir().unwrap();
+    // The samples are the manifest's (corpora/odqa-demo.toml), named from
+    // another directory through ODQA_CORPORA.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_odqa"))
         .current_dir(tmp.path())
         .env("ODQA_HOME", odqa_home())
         .env("ODQA_PRECISION", "f32")
+        .env("ODQA_CORPORA", repo_root().join("corpora"))
         .args([
             "-q",
             "demo",
             "--corpus",
-            demo_corpus().to_str().unwrap(),
+            "odqa-demo",
             "--reader",
             repo_root().join("models/odqa-reader-ko").to_str().unwrap(),
         ])
@@ -694,5 +690,19 @@ fn demo_answers_the_sample_questions_on_the_demo_corpus() {
     assert!(
         stdout.contains("한라산의 높이는?") && !stdout.contains("이순신이 태어난 해는?"),
         "{stdout}"
+    );
+    // A corpus given by path has no manifest, so no samples: the demo says
+    // to ask with --question instead of asking questions of another corpus.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_odqa"))
+        .current_dir(tmp.path())
+        .env("ODQA_HOME", odqa_home())
+        .args(["-q", "demo", "--corpus", demo_corpus().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no sample questions") && stderr(&out).contains("--question"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -107,10 +107,11 @@ pub enum AnalyzerKind {
 /// `decompound_mode`. Inflected predicates (`Inflect`) are governed by
 /// [`AnalyzerConfig::stem_inflections`] instead.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Decompound {
     /// The token as written only (what indexes built before this option
-    /// did, so a manifest without the field means this).
+    /// did: a manifest without the field means this).
     #[default]
     None,
     /// Its parts only.

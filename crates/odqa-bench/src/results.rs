@@ -62,7 +62,7 @@ pub struct ThroughputReport {
     pub seq_len: usize,
     pub device: String,
     pub threads: usize,
-    pub machine: serde_json::Value,
+    pub machine: odqa_encoder::Machine,
     pub rows: Vec<ThroughputRow>,
     pub created_unix: u64,
 }

@@ -15,6 +15,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use odqa_encoder::Machine;
 use odqa_pipeline::{AskOptions, Pipeline, PipelineError, Reader, Retriever};
 use odqa_reader::SpanModel;
 use serde_json::{json, Value};
@@ -133,7 +134,7 @@ impl ReadingBench<'_> {
         &self,
         reader: &Reader<M>,
         questions: &[Question],
-        machine: Value,
+        machine: &Machine,
     ) -> Result<(ReadingReport, Predictions), BenchError> {
         let (mut report, predictions) = run_reading_bench(
             questions,
@@ -172,7 +173,7 @@ impl ReadingBench<'_> {
         index: &Path,
         options: &AskOptions,
         questions: &[Question],
-        machine: Value,
+        machine: &Machine,
     ) -> Result<(ReadingReport, Predictions), BenchError> {
         let (mut report, predictions) = run_reading_bench(
             questions,
@@ -214,7 +215,7 @@ impl ReadingBench<'_> {
         options: &AskOptions,
         questions: &[Question],
         cache: &Path,
-        machine: Value,
+        machine: &Machine,
     ) -> Result<(ReadingReport, Predictions), BenchError> {
         // A sweep may ask for any depth up to top-k, so nothing is skipped.
         let read_all = AskOptions {
@@ -264,7 +265,7 @@ impl ReadingBench<'_> {
                 })
             },
         )?;
-        let source = json!({"reader": self.reader, "index": index, "questions": self.questions_file, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options(), "machine": machine.clone()});
+        let source = json!({"reader": self.reader, "index": index, "questions": self.questions_file, "retrieval": pipeline.retriever().options(), "options": pipeline.reader().options(), "machine": machine});
         ReadCache {
             top_k: options.top_k,
             source: source.clone(),
@@ -327,8 +328,8 @@ fn or_own<'a, T>(axis: &'a [T], own: &'a T) -> &'a [T] {
 }
 
 /// `extra` with the machine recorded last, as every reading result has it.
-fn with_machine(mut extra: Value, machine: Value) -> Value {
-    extra["machine"] = machine;
+fn with_machine(mut extra: Value, machine: &Machine) -> Value {
+    extra["machine"] = json!(machine);
     extra
 }
 

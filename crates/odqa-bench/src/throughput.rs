@@ -135,7 +135,7 @@ pub fn bench_throughput(
     model: &TimedModel,
     corpus: &Path,
     options: &ThroughputOptions,
-    machine: serde_json::Value,
+    machine: odqa_encoder::Machine,
     on_event: &mut dyn FnMut(ThroughputEvent<'_>),
 ) -> Result<(ThroughputReport, PathBuf), BenchError> {
     options.validate()?;

@@ -11,6 +11,7 @@ use odqa_bench::{
     ReadCache, ReadingBench, RetrievalRun, SweepGrid, ThroughputEvent, ThroughputOptions,
     TimedModel,
 };
+use odqa_encoder::testing::{write_tiny_bert_qa, TinyBertQa};
 use odqa_encoder::{Device, Encoder, Precision, QaModel, TextKind};
 use odqa_pipeline::{AskOptions, Pipeline, Reader, ReaderOptions, RetrievalOptions, Retriever};
 use odqa_reader::testing::{char_token_surface, char_wordpiece_tokenizer, TestStyle};
@@ -114,15 +115,15 @@ fn mrc_reads_the_gold_paragraph_and_records_the_reader() {
     let run = bench(&questions, reader_path, Some(1));
     assert_eq!(run.label(), "scripted");
 
-    let machine = serde_json::json!({"cpu": "test"});
+    let machine = test_machine();
     let (report, predictions) = run
-        .mrc(&reader, &run.mrc_questions().unwrap(), machine.clone())
+        .mrc(&reader, &run.mrc_questions().unwrap(), &machine)
         .unwrap();
     assert_eq!((report.kind.as_str(), report.questions), ("mrc", 1));
     assert_eq!(predictions["q1"], "서울");
     assert_eq!(report.exact_match, 100.0);
     assert_eq!(keys(&report.extra), ["machine", "options", "reader"]);
-    assert_eq!(report.extra["machine"], machine);
+    assert_eq!(report.extra["machine"], serde_json::json!(machine));
     assert_eq!(report.extra["reader"], "models/scripted");
 
     let (json, preds) = report
@@ -153,14 +154,7 @@ fn mrc_reads_the_gold_paragraph_and_records_the_reader() {
 fn tiny_model(dir: &Path) -> PathBuf {
     let model = dir.join("tiny-qa");
     let alphabet = std::fs::read_to_string(demo_corpus()).unwrap() + "?";
-    let tokenizer = char_wordpiece_tokenizer(&alphabet, TestStyle::Bert).unwrap();
-    odqa_encoder::testing::write_random_bert_qa(
-        &model,
-        tokenizer.get_vocab_size(true),
-        "BertForQuestionAnswering",
-    )
-    .unwrap();
-    tokenizer.save(model.join("tokenizer.json"), false).unwrap();
+    write_tiny_bert_qa(&model, &TinyBertQa::bert(&alphabet)).unwrap();
     model
 }
 
@@ -198,10 +192,10 @@ fn odqa_the_read_cache_and_its_sweep_over_the_demo_index() {
         top_k: 3,
         ..AskOptions::default()
     };
-    let machine = serde_json::json!({"cpu": "test"});
+    let machine = test_machine();
 
     let (report, predictions) = run
-        .odqa(&pipeline, &index, &options, &questions, machine.clone())
+        .odqa(&pipeline, &index, &options, &questions, &machine)
         .unwrap();
     assert_eq!(
         (report.kind.as_str(), report.label.as_str()),
@@ -216,7 +210,7 @@ fn odqa_the_read_cache_and_its_sweep_over_the_demo_index() {
 
     let cache = tmp.path().join("cache/read.json");
     let (report, predictions) = run
-        .build_read_cache(&pipeline, &index, &options, &questions, &cache, machine)
+        .build_read_cache(&pipeline, &index, &options, &questions, &cache, &machine)
         .unwrap();
     assert_eq!(report.label, "tiny-cache-top3");
     assert_eq!(keys(&report.extra), ["ask", "cache", "machine", "source"]);
@@ -321,7 +315,7 @@ fn throughput_times_each_batch_size_and_profiles_the_reader() {
         &model,
         &demo_corpus(),
         &options,
-        serde_json::Value::Null,
+        test_machine(),
         &mut |event| match event {
             ThroughputEvent::Timed(row) => events.push(format!("batch {}", row.batch)),
             ThroughputEvent::Profiled(stages) => events.push(format!("{} stages", stages.len())),
@@ -348,14 +342,7 @@ fn throughput_times_each_batch_size_and_profiles_the_reader() {
         "{\"id\": 1, \"title\": \"짧은\", \"text\": \"짧다.\"}\n",
     )
     .unwrap();
-    let err = bench_throughput(
-        &model,
-        &short,
-        &options,
-        serde_json::Value::Null,
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let err = bench_throughput(&model, &short, &options, test_machine(), &mut |_| {}).unwrap_err();
     assert!(
         matches!(err, BenchError::ShortCorpus { tokens: 16, .. }),
         "{err}"
@@ -376,7 +363,7 @@ fn throughput_times_each_batch_size_and_profiles_the_reader() {
         &encoder,
         &demo_corpus(),
         &throughput_options(&[2], &out_dir),
-        serde_json::Value::Null,
+        test_machine(),
         &mut |event| profiled |= matches!(event, ThroughputEvent::Profiled(_)),
     )
     .unwrap();
@@ -450,4 +437,15 @@ fn ann_compares_hnsw_with_exact_search() {
 
     ann.ef_searches = &[];
     assert!(bench_ann(&dense, &encoder, &ann, &mut |_| {}).is_err());
+}
+
+/// A machine description that no real run has.
+fn test_machine() -> odqa_encoder::Machine {
+    odqa_encoder::Machine {
+        cpu: "test".into(),
+        flags: vec!["avx2"],
+        threads: 1,
+        device: "Cpu".into(),
+        precision: None,
+    }
 }

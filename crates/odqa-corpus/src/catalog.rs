@@ -59,6 +59,8 @@ pub enum CatalogError {
 struct CorpusManifest {
     name: String,
     paths: Vec<PathBuf>,
+    #[serde(default)]
+    sample_questions: Vec<String>,
 }
 
 /// A corpus to read: its name (which names its default index) and where it is.
@@ -68,6 +70,9 @@ pub struct ResolvedCorpus {
     pub name: String,
     /// The corpus file or directory (it exists).
     pub path: PathBuf,
+    /// Questions the corpus answers, for demos (the manifest's
+    /// `sample_questions`; none for a corpus given by path).
+    pub sample_questions: Vec<String>,
 }
 
 impl ResolvedCorpus {
@@ -113,6 +118,7 @@ pub fn resolve_corpus(spec: Option<&str>) -> Result<ResolvedCorpus, CatalogError
     Ok(ResolvedCorpus {
         name,
         path: path.to_path_buf(),
+        sample_questions: Vec::new(),
     })
 }
 
@@ -146,6 +152,7 @@ fn from_manifest(dir: &Path, name: &str) -> Result<ResolvedCorpus, CatalogError>
         Some(path) => Ok(ResolvedCorpus {
             name: manifest.name,
             path,
+            sample_questions: manifest.sample_questions,
         }),
         None => Err(CatalogError::Missing {
             name: name.into(),
@@ -167,7 +174,7 @@ mod tests {
         std::fs::write(root.path().join("b.jsonl"), "")?;
         std::fs::write(
             corpora.join("wiki.toml"),
-            "name = \"wiki\"\npaths = [\"a.jsonl\", \"b.jsonl\"]\n",
+            "name = \"wiki\"\npaths = [\"a.jsonl\", \"b.jsonl\"]\nsample_questions = [\"누구?\"]\n",
         )?;
         std::fs::write(
             corpora.join("gone.toml"),
@@ -178,6 +185,7 @@ mod tests {
         assert_eq!(found.name, "wiki");
         assert_eq!(found.path, root.path().join("b.jsonl"));
         assert_eq!(found.default_index_dir(), Path::new("index/wiki"));
+        assert_eq!(found.sample_questions, ["누구?"]);
         let missing = from_manifest(&corpora, "gone").map(|_| ()).unwrap_err();
         assert!(
             missing

@@ -5,22 +5,32 @@ use serde::{Deserialize, Serialize};
 use crate::{Article, CorpusError};
 
 /// How large passages should be, in characters (Unicode scalar values).
+/// With the `clap` feature it is also the `--target-chars`/`--max-chars`
+/// flags of the command line, with the same defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::Args))]
 #[serde(default)]
 pub struct PassageConfig {
-    /// Paragraphs and sentences are packed while the packed span stays within
-    /// this many characters. Default 500.
+    /// Target passage length in characters: paragraphs and sentences are
+    /// packed while the packed span stays within it.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_TARGET_CHARS))]
     pub target_chars: usize,
-    /// Hard bound: no passage is longer, except a single whitespace-free run
-    /// longer than this (never split mid-word). Default 1000.
+    /// Hard bound on a passage's length in characters: a sentence longer than
+    /// it is cut, never mid-word (a longer whitespace-free run stays whole).
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_MAX_CHARS))]
     pub max_chars: usize,
 }
+
+/// The default [`PassageConfig::target_chars`].
+pub const DEFAULT_TARGET_CHARS: usize = 500;
+/// The default [`PassageConfig::max_chars`].
+pub const DEFAULT_MAX_CHARS: usize = 1000;
 
 impl Default for PassageConfig {
     fn default() -> Self {
         PassageConfig {
-            target_chars: 500,
-            max_chars: 1000,
+            target_chars: DEFAULT_TARGET_CHARS,
+            max_chars: DEFAULT_MAX_CHARS,
         }
     }
 }
@@ -232,6 +242,25 @@ mod tests {
             title: "T".to_string(),
             text: text.to_string(),
         }
+    }
+
+    #[test]
+    fn flags_default_to_the_library_defaults() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            passages: PassageConfig,
+        }
+        assert_eq!(Cli::parse_from(["odqa"]).passages, PassageConfig::default());
+        let given = Cli::parse_from(["odqa", "--target-chars", "300", "--max-chars", "600"]);
+        assert_eq!(
+            given.passages,
+            PassageConfig {
+                target_chars: 300,
+                max_chars: 600
+            }
+        );
     }
 
     #[test]

@@ -69,7 +69,9 @@ pub use error::{DenseError, Result};
 pub use fusion::{fuse, Fusion};
 pub use graph::CosineDot;
 pub use index::{DenseHit, DenseIndex};
-pub use params::{DenseBuildOptions, DenseManifest, HnswParams, MANIFEST_FORMAT};
+pub use params::{
+    DenseBuildOptions, DenseManifest, DenseSummary, HnswParams, DEFAULT_BATCH_SIZE, MANIFEST_FORMAT,
+};
 pub use store::{
     Checksum, FileEntry, EMBEDDINGS_FILE, EMBEDDINGS_PARTIAL_FILE, GRAPH_DATA_FILE, GRAPH_FILE,
     IDS_FILE, IDS_PARTIAL_FILE, MANIFEST_FILE, PARTIAL_META_FILE,

@@ -7,27 +7,40 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DenseError, Result};
 use crate::store::FileEntry;
 
-/// HNSW parameters (hnsw_rs).
+/// HNSW parameters (hnsw_rs). With the `clap` feature they are also the
+/// `--m`, `--ef-construction` and `--ef-search` flags, with the same defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::Args))]
 pub struct HnswParams {
-    /// Max neighbours per node and layer (`max_nb_connection`), 2..=255.
+    /// HNSW links per node and layer (`max_nb_connection`), 2..=255.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = HnswParams::DEFAULT.m))]
     pub m: usize,
-    /// Candidate list width while building, ≥ 1.
+    /// HNSW candidate list width while building, ≥ 1.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = HnswParams::DEFAULT.ef_construction))]
     pub ef_construction: usize,
-    /// Default candidate list width while searching, ≥ 1 (raised to `k`
-    /// when smaller).
+    /// Default HNSW candidate list width (ef) at query time, ≥ 1 (raised to
+    /// `k` when smaller).
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = HnswParams::DEFAULT.ef_search))]
     pub ef_search: usize,
+}
+
+impl HnswParams {
+    /// The defaults, as a constant (the flags' defaults read it).
+    pub const DEFAULT: HnswParams = HnswParams {
+        m: 16,
+        ef_construction: 200,
+        ef_search: 64,
+    };
 }
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams {
-            m: 16,
-            ef_construction: 200,
-            ef_search: 64,
-        }
+        HnswParams::DEFAULT
     }
 }
+
+/// Passages per encoder call when [`DenseBuildOptions`] is not told otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 16;
 
 impl HnswParams {
     pub fn validate(&self) -> Result<()> {
@@ -80,7 +93,7 @@ impl DenseBuildOptions {
         DenseBuildOptions {
             dir: dir.into(),
             hnsw: HnswParams::default(),
-            batch_size: 16,
+            batch_size: DEFAULT_BATCH_SIZE,
             progress: true,
             model: model.into(),
             max_batches: None,
@@ -115,4 +128,63 @@ pub struct DenseManifest {
     pub rows_resumed: usize,
     /// Data files with their sizes and checksums (embeddings, ids, graph).
     pub files: Vec<FileEntry>,
+}
+
+impl DenseManifest {
+    /// What `odqa index dense` says of the index it built in `dir`.
+    pub fn summary<'a>(&'a self, dir: &'a std::path::Path) -> DenseSummary<'a> {
+        DenseSummary {
+            manifest: self,
+            dir,
+        }
+    }
+}
+
+/// [`DenseManifest::summary`]: one line, without a newline.
+#[derive(Debug, Clone, Copy)]
+pub struct DenseSummary<'a> {
+    manifest: &'a DenseManifest,
+    dir: &'a std::path::Path,
+}
+
+impl std::fmt::Display for DenseSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.manifest;
+        write!(
+            f,
+            "dense index {}: {} passages, dim {}, {:.1} passages/s embedding ({} resumed), graph {:.1} s",
+            self.dir.display(),
+            m.count,
+            m.dim,
+            m.passages_per_s,
+            m.rows_resumed,
+            m.seconds_graph
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        hnsw: HnswParams,
+    }
+
+    #[test]
+    fn flags_default_to_the_library_defaults() {
+        assert_eq!(Cli::parse_from(["odqa"]).hnsw, HnswParams::default());
+        let given = Cli::parse_from(["odqa", "--m", "8", "--ef-search", "10"]);
+        assert_eq!(
+            given.hnsw,
+            HnswParams {
+                m: 8,
+                ef_construction: 200,
+                ef_search: 10
+            }
+        );
+    }
 }

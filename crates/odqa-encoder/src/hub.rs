@@ -57,6 +57,23 @@ impl ReaderLocation {
             None => Ok(Self::Dir(arg.to_path_buf())),
         }
     }
+
+    /// The directory this names: itself, or for a hub checkpoint its
+    /// snapshot in the Hugging Face cache (`HF_HOME`; downloaded into it,
+    /// with a progress bar when `progress`, unless `HF_HUB_OFFLINE` is set)
+    /// together with [`HubCheckpoint::describe`] for the caller to report.
+    pub fn local_dir(&self, progress: bool) -> Result<(PathBuf, Option<String>)> {
+        match self {
+            Self::Dir(dir) => Ok((dir.clone(), None)),
+            Self::Hub(id) => {
+                let mut settings = HubSettings::from_env()?;
+                settings.progress = progress;
+                let found = id.resolve(&settings)?;
+                let described = found.describe();
+                Ok((found.dir, Some(described)))
+            }
+        }
+    }
 }
 
 /// A model repository on the hub at a revision.

@@ -46,6 +46,9 @@
 //! are about; no input reaches an `unwrap`/`expect`.
 //!
 //! The `cuda` feature forwards to candle's CUDA backends (needs nvcc).
+//! The `testing` feature adds the `testing` module: fixtures for tests (a
+//! tiny random BERT QA reader with a character tokenizer, a Hugging Face
+//! cache layout), whose weights check plumbing, never numbers.
 //!
 //! ```rust
 //! use odqa_encoder::{testing::write_random_bert_qa, Device, QaModel};
@@ -76,12 +79,13 @@ pub mod hub;
 pub mod prune;
 mod qa;
 mod quant;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use candle_core::Device;
 pub use cpu::{
-    cpu_features, cpu_model_name, CpuFeatures, Int8Kernel, Precision, PrecisionChoice, SimdLevel,
-    Stage, StageTimes,
+    cpu_features, cpu_model_name, CpuFeatures, Int8Kernel, Machine, Precision, PrecisionChoice,
+    SimdLevel, Stage, StageTimes,
 };
 pub use delta::{is_delta_reader, ReaderManifest, READER_DELTA_FILE, READER_MANIFEST_FILE};
 pub use e5s1::{E5s1DType, E5s1File, E5s1Header, E5s1Tensor, E5s1TensorData, E5s1Vocab};

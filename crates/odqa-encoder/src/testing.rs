@@ -1,16 +1,92 @@
-//! A tiny randomly initialised BERT QA checkpoint, for tests of the
-//! plumbing around models (never for results).
+//! Fixtures for tests (behind the `testing` feature): a tiny randomly
+//! initialised BERT QA checkpoint with a character-level tokenizer, and a
+//! Hugging Face hub cache laid out around a checkpoint directory.
+//!
+//! The weights are random and tiny (one layer, hidden size 16): they check
+//! the plumbing around models (loading, windows, offsets, reports), never
+//! numbers — answers and scores from them are meaningless.
+//!
+//! Test crates enable it as a dev-dependency:
+//! `odqa-encoder = { workspace = true, features = ["testing"] }`.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
+use odqa_reader::testing::char_wordpiece_tokenizer;
+pub use odqa_reader::testing::TestStyle;
+use tokenizers::Tokenizer;
 
 use crate::error::Result;
-use crate::{EncoderError, CONFIG_FILE, SAFETENSORS_FILE};
+use crate::{EncoderError, CONFIG_FILE, SAFETENSORS_FILE, TOKENIZER_FILE};
 
 const HIDDEN: usize = 16;
 const INTERMEDIATE: usize = 32;
+
+/// What [`write_tiny_bert_qa`] writes: the tokenizer's characters and
+/// special tokens, and the model's architecture name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TinyBertQa<'a> {
+    /// The characters the tokenizer knows, each its own token (whitespace
+    /// and repeats are dropped); any other character is the unknown token.
+    /// See [`odqa_reader::testing::char_wordpiece_tokenizer`].
+    pub alphabet: &'a str,
+    /// BERT (`[CLS]`/`[SEP]`) or RoBERTa (`<s>`/`</s>`) special tokens and
+    /// pair template.
+    pub style: TestStyle,
+    /// `architectures[0]` in `config.json`.
+    pub architecture: &'a str,
+}
+
+impl<'a> TinyBertQa<'a> {
+    /// A `BertForQuestionAnswering` over `alphabet` with BERT specials.
+    pub fn bert(alphabet: &'a str) -> Self {
+        TinyBertQa {
+            alphabet,
+            ..TinyBertQa::default()
+        }
+    }
+
+    /// A `BertForQuestionAnswering` over `alphabet` with RoBERTa specials
+    /// (`<s>`/`</s>`, type ids all 0), as multilingual readers have.
+    pub fn roberta(alphabet: &'a str) -> Self {
+        TinyBertQa {
+            style: TestStyle::Roberta,
+            ..TinyBertQa::bert(alphabet)
+        }
+    }
+}
+
+impl Default for TinyBertQa<'_> {
+    /// No characters (special tokens only), BERT specials,
+    /// `BertForQuestionAnswering`.
+    fn default() -> Self {
+        TinyBertQa {
+            alphabet: "",
+            style: TestStyle::Bert,
+            architecture: "BertForQuestionAnswering",
+        }
+    }
+}
+
+/// Writes a complete tiny reader into `dir`: a character-level
+/// `tokenizer.json` over `options.alphabet` and the random one-layer model
+/// of [`write_random_bert_qa`] with that tokenizer's vocabulary. Returns the
+/// tokenizer.
+pub fn write_tiny_bert_qa(dir: &Path, options: &TinyBertQa<'_>) -> Result<Tokenizer> {
+    let path = dir.join(TOKENIZER_FILE);
+    let tokenizer_error = |detail: String| EncoderError::Tokenizer {
+        path: path.clone(),
+        detail,
+    };
+    let tokenizer = char_wordpiece_tokenizer(options.alphabet, options.style)
+        .map_err(|e| tokenizer_error(e.to_string()))?;
+    write_random_bert_qa(dir, tokenizer.get_vocab_size(true), options.architecture)?;
+    tokenizer
+        .save(&path, false)
+        .map_err(|e| tokenizer_error(e.to_string()))?;
+    Ok(tokenizer)
+}
 
 /// Writes `config.json` and `model.safetensors` of a one-layer
 /// `architecture` model (Hugging Face names, `bert.` prefix, `qa_outputs`

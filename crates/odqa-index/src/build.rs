@@ -13,6 +13,10 @@ use tantivy::{doc, Index, IndexWriter};
 use crate::manifest::{Bm25Params, IndexManifest};
 use crate::IndexError;
 
+/// Default [`BuildOptions::memory_mb`]: tantivy's writers flush segments
+/// within it.
+pub const DEFAULT_MEMORY_MB: usize = 512;
+
 /// Settings of one index build.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -24,7 +28,8 @@ pub struct BuildOptions {
     pub bm25: Bm25Params,
     /// Indexing threads (tantivy segment writers, which also run the analyzer).
     pub threads: usize,
-    /// Indexing memory budget in MB, shared by the threads.
+    /// Indexing memory budget in MB, shared by the threads
+    /// ([`DEFAULT_MEMORY_MB`]).
     pub memory_mb: usize,
     /// Count and skip malformed corpus records instead of failing.
     pub skip_bad_lines: bool,
@@ -55,7 +60,7 @@ impl BuildOptions {
             dictionary: DictionarySource::resolve(None),
             bm25: Bm25Params::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            memory_mb: 512,
+            memory_mb: DEFAULT_MEMORY_MB,
             skip_bad_lines: false,
             force: false,
             progress: false,

@@ -43,9 +43,12 @@ mod manifest;
 mod search;
 mod snippet;
 
-pub use build::{build_index, BuildOptions, DEFAULT_TITLE_DICTIONARY, USER_DICTIONARY_FILE};
+pub use build::{
+    build_index, BuildOptions, DEFAULT_MEMORY_MB, DEFAULT_TITLE_DICTIONARY, USER_DICTIONARY_FILE,
+};
 pub use manifest::{
-    Bm25Params, BuildCounts, IndexManifest, DEFAULT_QUESTION_WEIGHT, MANIFEST_FILE, QUESTION_TERMS,
+    Bm25Params, BuildCounts, BuildSummary, IndexManifest, DEFAULT_QUESTION_WEIGHT, MANIFEST_FILE,
+    QUESTION_TERMS,
 };
 pub use search::{Hit, PassageIndex};
 pub use snippet::{snippet, Snippet};

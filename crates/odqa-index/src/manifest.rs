@@ -100,6 +100,15 @@ pub struct IndexManifest {
 }
 
 impl IndexManifest {
+    /// What `odqa index build` says of a finished build into `out`: counts,
+    /// text size, time, throughput and what was skipped.
+    pub fn summary<'a>(&'a self, out: &'a Path) -> BuildSummary<'a> {
+        BuildSummary {
+            manifest: self,
+            out,
+        }
+    }
+
     pub(crate) fn new(
         corpus: PathBuf,
         passages: PassageConfig,
@@ -155,5 +164,64 @@ impl IndexManifest {
             message: e.to_string(),
         })?;
         std::fs::write(&path, json).map_err(|source| IndexError::Io { path, source })
+    }
+}
+
+/// [`IndexManifest::summary`]: one line, without a newline.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildSummary<'a> {
+    manifest: &'a IndexManifest,
+    out: &'a Path,
+}
+
+impl std::fmt::Display for BuildSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (counts, seconds) = (&self.manifest.counts, self.manifest.build_seconds);
+        let megabytes = counts.text_bytes as f64 / 1e6;
+        write!(
+            f,
+            "built {}: {} articles, {} passages, {megabytes:.1} MB of text in {seconds:.1} s ({:.2} MB/s)",
+            self.out.display(),
+            counts.articles,
+            counts.passages,
+            megabytes / seconds.max(1e-9),
+        )?;
+        if counts.skipped_records + counts.repeated_articles > 0 {
+            write!(
+                f,
+                ", {} malformed records skipped, {} exact repeats indexed once",
+                counts.skipped_records, counts.repeated_articles
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_summary_names_counts_and_skips() {
+        let mut manifest = IndexManifest::new(
+            PathBuf::from("c.jsonl"),
+            PassageConfig::default(),
+            AnalyzerConfig::default(),
+            Bm25Params::default(),
+        );
+        manifest.counts.articles = 2;
+        manifest.counts.passages = 5;
+        manifest.counts.text_bytes = 3_000_000;
+        manifest.build_seconds = 2.0;
+        let out = Path::new("index/c");
+        assert_eq!(
+            manifest.summary(out).to_string(),
+            "built index/c: 2 articles, 5 passages, 3.0 MB of text in 2.0 s (1.50 MB/s)"
+        );
+        manifest.counts.repeated_articles = 1;
+        assert!(manifest
+            .summary(out)
+            .to_string()
+            .ends_with(", 0 malformed records skipped, 1 exact repeats indexed once"));
     }
 }

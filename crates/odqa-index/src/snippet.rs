@@ -11,6 +11,24 @@ pub struct Snippet {
     pub highlights: Vec<(usize, usize)>,
 }
 
+impl Snippet {
+    /// The text with each highlight between `open` and `close`
+    /// (`«서울»`), on one line (newlines become spaces).
+    pub fn marked(&self, open: &str, close: &str) -> String {
+        let mut marked = String::with_capacity(self.text.len());
+        let mut last = 0;
+        for &(start, end) in &self.highlights {
+            marked.push_str(&self.text[last..start]);
+            marked.push_str(open);
+            marked.push_str(&self.text[start..end]);
+            marked.push_str(close);
+            last = end;
+        }
+        marked.push_str(&self.text[last..]);
+        marked.replace('\n', " ")
+    }
+}
+
 /// The `max_chars` window of `text` holding the most query-term matches,
 /// widened to word boundaries.
 pub fn snippet(analyzer: &KoreanAnalyzer, text: &str, query: &str, max_chars: usize) -> Snippet {
@@ -68,5 +86,22 @@ pub fn snippet(analyzer: &KoreanAnalyzer, text: &str, query: &str, max_chars: us
     Snippet {
         text: text[start..end].to_string(),
         highlights,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Snippet;
+
+    #[test]
+    fn marked_wraps_each_highlight_on_one_line() {
+        let snippet = Snippet {
+            text: "수도는 서울이다.\n서울은 크다.".to_string(),
+            highlights: vec![(10, 16), (24, 30)],
+        };
+        assert_eq!(
+            snippet.marked("«", "»"),
+            "수도는 «서울»이다. «서울»은 크다."
+        );
     }
 }

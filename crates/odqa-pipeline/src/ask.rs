@@ -32,31 +32,56 @@ pub const DEFAULT_TOP_K: usize = 10;
 /// point for a service that prefers silence to a wrong answer; any value
 /// ≤ μ never triggers, since the top passage's answers score ≥ μ).
 pub const DEFAULT_NO_ANSWER_THRESHOLD: f32 = 0.0;
+/// Distinct answers returned when not told otherwise.
+pub const DEFAULT_ANSWERS: usize = 5;
 /// Windows per reading batch; early stopping is checked between batches.
 pub const DEFAULT_BATCH_WINDOWS: usize = 4;
 
-/// Per-question settings of [`Pipeline::ask`].
+/// Per-question settings of [`Pipeline::ask`]. With the `clap` feature
+/// they are also the command line's fusion and reading flags (`answers`
+/// excepted: each command shows its own number), with the same defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::Args))]
 pub struct AskOptions {
     /// Passages retrieved and (at most) read.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_TOP_K))]
     pub top_k: usize,
     /// μ, the weight of the passage's normalized retrieval score in an
-    /// answer's score: `(1 − μ) × span probability + μ × retrieval score /
-    /// the question's best retrieval score` (BERTserini). 0 ranks by the
+    /// answer's score: (1 − μ) × span probability + μ × retrieval score /
+    /// the question's best retrieval score (BERTserini); 0 ranks by the
     /// reader alone.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_RETRIEVAL_WEIGHT)
+    )]
     pub retrieval_weight: f32,
     /// Distinct answers returned (the best and its alternatives).
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = DEFAULT_ANSWERS))]
     pub answers: usize,
-    /// "No answer" when the best answer's score is below this (0 = never).
+    /// "No answer" when the best answer's score is below this (0..=1; 0 never).
     #[serde(default)]
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_NO_ANSWER_THRESHOLD)
+    )]
     pub no_answer_threshold: f32,
-    /// Read passages in retrieval order batch by batch and stop when no
-    /// unread passage can beat the best answer (the best answer is the same
-    /// as reading all `top_k`; the alternatives may be fewer).
+    /// Early stopping, on unless `--no-early-stop` (which reads all top-k
+    /// passages): passages are read in retrieval order, batch by batch,
+    /// until no unread passage can beat the best answer (the best answer is
+    /// the same as reading all top-k; the alternatives may be fewer).
     #[serde(default)]
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long = "no-early-stop", action = clap::ArgAction::SetFalse)
+    )]
     pub early_stop: bool,
-    /// Windows per reading batch (at least 1).
+    /// Windows per reading batch (at least 1); early stopping is checked
+    /// between batches.
     #[serde(default = "default_batch_windows")]
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long = "read-batch", value_name = "READ_BATCH", default_value_t = DEFAULT_BATCH_WINDOWS)
+    )]
     pub batch_windows: usize,
 }
 
@@ -69,7 +94,7 @@ impl Default for AskOptions {
         AskOptions {
             top_k: DEFAULT_TOP_K,
             retrieval_weight: DEFAULT_RETRIEVAL_WEIGHT,
-            answers: 5,
+            answers: DEFAULT_ANSWERS,
             no_answer_threshold: DEFAULT_NO_ANSWER_THRESHOLD,
             early_stop: true,
             batch_windows: DEFAULT_BATCH_WINDOWS,
@@ -143,6 +168,77 @@ pub struct AskResult {
     pub no_answer_score: Option<f32>,
     pub hits: Vec<Hit>,
     pub timings: StageTimings,
+}
+
+impl AskResult {
+    /// The answers as `odqa ask` and `odqa demo` print them: each with its
+    /// scores, its evidence sentence (the answer marked 【like this】), title
+    /// and passage, the other passages that hold it, then the times.
+    pub fn text(&self) -> AnswersText<'_> {
+        AnswersText(self)
+    }
+}
+
+/// [`AskResult::text`]: lines, each ending in a newline.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswersText<'a>(&'a AskResult);
+
+impl std::fmt::Display for AnswersText<'_> {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let result = self.0;
+        match result.answers.first() {
+            None => writeln!(out, "  no answer found")?,
+            Some(best) if result.no_answer => writeln!(
+                out,
+                "  no answer (best candidate {:?} scores {:.3}, below the threshold)",
+                best.text, best.score
+            )?,
+            Some(_) => {}
+        }
+        for (rank, answer) in result.answers.iter().enumerate() {
+            let ev = &answer.evidence;
+            writeln!(
+                out,
+                "{:>2}. {}  (score {:.3}, span p {:.3}, retrieval #{} {:.2})\n    {}  — {} [{}]",
+                rank + 1,
+                answer.text,
+                answer.score,
+                answer.span_probability,
+                ev.retrieval_rank,
+                ev.retrieval_score,
+                marked(&ev.sentence, &answer.text),
+                ev.title,
+                ev.passage_id,
+            )?;
+            if !answer.other_evidence.is_empty() {
+                let also: Vec<String> = answer
+                    .other_evidence
+                    .iter()
+                    .map(|e| format!("{} [{}] #{}", e.title, e.passage_id, e.retrieval_rank))
+                    .collect();
+                writeln!(out, "    also in: {}", also.join("; "))?;
+            }
+        }
+        let t = &result.timings;
+        writeln!(
+            out,
+            "  retrieve {:.1} ms · read {:.1} ms ({} windows, {} of {} passages)",
+            t.retrieve_ms,
+            t.read_ms,
+            t.windows,
+            t.passages_read,
+            result.hits.len()
+        )
+    }
+}
+
+/// The sentence on one line with the answer's first occurrence marked 【like this】.
+fn marked(sentence: &str, answer: &str) -> String {
+    let sentence = sentence.replace('\n', " ");
+    if answer.is_empty() {
+        return sentence;
+    }
+    sentence.replacen(answer, &format!("【{answer}】"), 1)
 }
 
 /// An index and a reader, loaded once and shared by every question.
@@ -398,7 +494,90 @@ pub(crate) fn sentence_around(text: &str, start: usize, end: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sentence_around;
+    use super::{sentence_around, AskOptions, AskResult, Evidence, PipelineAnswer, StageTimings};
+    use clap::Parser;
+
+    fn evidence(passage_id: &str, sentence: &str) -> Evidence {
+        Evidence {
+            passage_id: passage_id.into(),
+            article_id: "1".into(),
+            title: "서울".into(),
+            passage_char_start: 0,
+            passage_char_end: 2,
+            article_char_start: 0,
+            article_char_end: 2,
+            sentence: sentence.into(),
+            retrieval_rank: 1,
+            retrieval_score: 12.5,
+            span_probability: 0.9,
+            score: 0.95,
+        }
+    }
+
+    #[test]
+    fn answers_text_marks_the_answer_and_lists_other_evidence() {
+        let mut result = AskResult {
+            question: "수도는?".into(),
+            answers: vec![PipelineAnswer {
+                text: "서울".into(),
+                score: 0.95,
+                span_probability: 0.9,
+                evidence: evidence("1-0", "수도는\n서울이다."),
+                other_evidence: vec![evidence("2-3", "")],
+            }],
+            no_answer: false,
+            no_answer_score: None,
+            hits: Vec::new(),
+            timings: StageTimings {
+                retrieve_ms: 1.5,
+                read_ms: 30.0,
+                tokenize_ms: 0.0,
+                windows: 2,
+                passages_read: 1,
+            },
+        };
+        assert_eq!(
+            result.text().to_string(),
+            " 1. 서울  (score 0.950, span p 0.900, retrieval #1 12.50)\n    \
+             수도는 【서울】이다.  — 서울 [1-0]\n    also in: 서울 [2-3] #1\n  \
+             retrieve 1.5 ms · read 30.0 ms (2 windows, 1 of 0 passages)\n"
+        );
+        result.no_answer = true;
+        assert!(result.text().to_string().starts_with(
+            "  no answer (best candidate \"서울\" scores 0.950, below the threshold)\n"
+        ));
+        result.answers.clear();
+        assert!(result.text().to_string().starts_with("  no answer found\n"));
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ask: AskOptions,
+    }
+
+    #[test]
+    fn flags_default_to_the_library_defaults() {
+        assert_eq!(Cli::parse_from(["odqa"]).ask, AskOptions::default());
+        let given = Cli::parse_from([
+            "odqa",
+            "--no-early-stop",
+            "--read-batch",
+            "2",
+            "--retrieval-weight",
+            "0.3",
+        ])
+        .ask;
+        assert_eq!(
+            given,
+            AskOptions {
+                early_stop: false,
+                batch_windows: 2,
+                retrieval_weight: 0.3,
+                ..AskOptions::default()
+            }
+        );
+    }
 
     #[test]
     fn sentence_is_cut_at_sentence_ends() {

@@ -45,8 +45,9 @@ mod reader;
 mod retrieve;
 
 pub use ask::{
-    AskOptions, AskResult, Evidence, Pipeline, PipelineAnswer, StageTimings, DEFAULT_BATCH_WINDOWS,
-    DEFAULT_NO_ANSWER_THRESHOLD, DEFAULT_RETRIEVAL_WEIGHT, DEFAULT_TOP_K,
+    AnswersText, AskOptions, AskResult, Evidence, Pipeline, PipelineAnswer, StageTimings,
+    DEFAULT_ANSWERS, DEFAULT_BATCH_WINDOWS, DEFAULT_NO_ANSWER_THRESHOLD, DEFAULT_RETRIEVAL_WEIGHT,
+    DEFAULT_TOP_K,
 };
 pub use odqa_reader::fusion::{FusionSettings, ReadPassage, ReadSpan};
 pub use reader::{ReadOutput, Reader, ReaderOptions};

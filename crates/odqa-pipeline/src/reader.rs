@@ -62,8 +62,12 @@ pub struct Reader<M = QaModel> {
 
 impl Reader<QaModel> {
     /// Loads a reader directory ([`QaModel::load_at`] at the options'
-    /// precision) and checks the options against it.
-    pub fn load(model_dir: &Path, options: ReaderOptions, device: &Device) -> Result<Self> {
+    /// precision) and checks the options against it. odqa's own trained
+    /// reader (a delta artifact) was trained with "no answer" at position 0,
+    /// so for it the span probabilities are always normalised over the
+    /// passage tokens and that position (`scoring.allow_no_answer`).
+    pub fn load(model_dir: &Path, mut options: ReaderOptions, device: &Device) -> Result<Self> {
+        options.scoring.allow_no_answer |= odqa_encoder::is_delta_reader(model_dir);
         check_options(&options)?;
         let model = QaModel::load_at(model_dir, device, options.precision)?;
         // A Hugging Face checkpoint's position embeddings bound the window.

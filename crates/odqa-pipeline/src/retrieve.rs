@@ -33,11 +33,26 @@ impl IndexDir {
 
 /// Which retriever ranks passages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum RetrievalMode {
+    /// BM25 over the Korean analyzer's terms.
     Bm25,
+    /// multilingual-e5-small embeddings searched in the HNSW graph.
     Dense,
+    /// Both, fused.
     Hybrid,
+}
+
+impl RetrievalMode {
+    /// The mode's name as flags, the API and result files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RetrievalMode::Bm25 => "bm25",
+            RetrievalMode::Dense => "dense",
+            RetrievalMode::Hybrid => "hybrid",
+        }
+    }
 }
 
 /// Dense search and fusion settings.

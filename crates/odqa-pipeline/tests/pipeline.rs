@@ -5,13 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use odqa_encoder::testing::write_random_bert_qa;
+use odqa_encoder::testing::{write_tiny_bert_qa, TinyBertQa};
 use odqa_encoder::Device;
 use odqa_index::{build_index, BuildOptions, PassageIndex};
 use odqa_pipeline::{
     AskOptions, Pipeline, PipelineError, Reader, ReaderOptions, RetrievalOptions, Retriever,
 };
-use odqa_reader::testing::{char_wordpiece_tokenizer, TestStyle};
 
 fn demo_corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpora/demo/odqa-demo.jsonl")
@@ -38,9 +37,11 @@ mod odqa_corpus_article {
 fn tiny_model(dir: &Path, architecture: &str) -> PathBuf {
     let model = dir.join("tiny-qa");
     let alphabet: String = std::fs::read_to_string(demo_corpus()).unwrap() + "?";
-    let tokenizer = char_wordpiece_tokenizer(&alphabet, TestStyle::Bert).unwrap();
-    write_random_bert_qa(&model, tokenizer.get_vocab_size(true), architecture).unwrap();
-    tokenizer.save(model.join("tokenizer.json"), false).unwrap();
+    let options = TinyBertQa {
+        architecture,
+        ..TinyBertQa::bert(&alphabet)
+    };
+    write_tiny_bert_qa(&model, &options).unwrap();
     model
 }
 

@@ -262,7 +262,7 @@ pub struct BenchSource {
     pub device: String,
     pub threads: usize,
     /// The machine, as the other benchmarks record it.
-    pub machine: serde_json::Value,
+    pub machine: odqa_encoder::Machine,
 }
 
 /// `re-<label>.json`.
@@ -273,7 +273,7 @@ pub struct RelationBenchReport {
     pub data: PathBuf,
     pub device: String,
     pub threads: usize,
-    pub machine: serde_json::Value,
+    pub machine: odqa_encoder::Machine,
     pub options: ClassifierOptions,
     pub threshold: f32,
     pub threshold_source: &'static str,

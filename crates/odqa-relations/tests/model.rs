@@ -3,9 +3,8 @@
 
 use std::path::Path;
 
-use odqa_encoder::testing::write_random_bert_qa;
+use odqa_encoder::testing::{write_tiny_bert_qa, TinyBertQa};
 use odqa_encoder::Device;
-use odqa_reader::testing::{char_wordpiece_tokenizer, TestStyle};
 use odqa_relations::metrics::{class_of, class_probabilities, NUM_CLASSES};
 use odqa_relations::{
     calibrate_threshold, evaluate, questions, read_klue_re, ClassifierOptions, Relation,
@@ -30,14 +29,7 @@ fn tiny_reader(dir: &Path) -> std::path::PathBuf {
         }
     }
     let model = dir.join("tiny-reader");
-    let tokenizer = char_wordpiece_tokenizer(&alphabet, TestStyle::Roberta).unwrap();
-    write_random_bert_qa(
-        &model,
-        tokenizer.get_vocab_size(true),
-        "BertForQuestionAnswering",
-    )
-    .unwrap();
-    tokenizer.save(model.join("tokenizer.json"), false).unwrap();
+    write_tiny_bert_qa(&model, &TinyBertQa::roberta(&alphabet)).unwrap();
     model
 }
 

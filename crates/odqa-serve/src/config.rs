@@ -58,44 +58,92 @@ impl ServeConfig {
 }
 
 /// Bounds on requests; beyond them the server answers 4xx/503 JSON errors.
-#[derive(Debug, Clone)]
+/// With the `clap` feature they are also `odqa serve`'s limit flags
+/// (`--max-concurrency`, `--timeout-s`, …), with the same defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::Args))]
 pub struct Limits {
-    /// API requests (`/v1/*`) in flight at once; more get 503 with
-    /// `Retry-After` (after waiting up to `admission_wait` for a slot).
+    /// API requests in flight at once; beyond it: 503 with Retry-After.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_MAX_CONCURRENCY))]
     pub max_concurrency: usize,
-    /// How long a request over the concurrency limit waits for a free slot
-    /// before its 503 (and a request the reader's queue has no time for
-    /// waits before it looks again). Zero answers at once; a short wait keeps clients that
-    /// retry without heeding `Retry-After` from spinning on 503s.
+    /// How long a request beyond the concurrency limit waits for a free slot
+    /// before its 503 (0: answer at once).
+    ///
+    /// A short wait keeps clients that retry without heeding Retry-After
+    /// from spinning on 503s; a request the reader's queue has no time for
+    /// waits as long before it looks again.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(
+            long = "admission-wait-ms",
+            value_name = "ADMISSION_WAIT_MS",
+            value_parser = parse_millis,
+            default_value = "0"
+        )
+    )]
     pub admission_wait: Duration,
-    /// An API request that takes longer gets 504.
+    /// How long an API request may take; beyond it: 504.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(
+            long = "timeout-s",
+            value_name = "TIMEOUT_S",
+            value_parser = parse_timeout_s,
+            default_value = "30"
+        )
+    )]
     pub request_timeout: Duration,
-    /// Request bodies beyond this get 413.
+    /// Largest request body, in bytes; beyond it: 413.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES))]
     pub max_body_bytes: usize,
-    /// Questions and queries, in characters.
+    /// Longest question or query, in characters.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_MAX_QUESTION_CHARS))]
     pub max_question_chars: usize,
-    /// `/v1/read` contexts and `/v1/relations` sentences, in characters.
+    /// Longest /v1/read context or /v1/relations sentence, in characters.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_MAX_CONTEXT_CHARS))]
     pub max_context_chars: usize,
-    /// Largest `top_k`.
+    /// Largest top_k a request may ask for.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_MAX_TOP_K))]
     pub max_top_k: usize,
-    /// Largest `answers`.
+    /// Largest `answers` a request may ask for.
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = DEFAULT_MAX_ANSWERS))]
     pub max_answers: usize,
     /// The `Retry-After` of 503 answers, in seconds.
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = DEFAULT_RETRY_AFTER_S))]
     pub retry_after_s: u64,
 }
+
+/// [`Limits::max_concurrency`] by default.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// [`Limits::admission_wait`] by default: none.
+pub const DEFAULT_ADMISSION_WAIT: Duration = Duration::ZERO;
+/// [`Limits::request_timeout`] by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// [`Limits::max_body_bytes`] by default.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// [`Limits::max_question_chars`] by default.
+pub const DEFAULT_MAX_QUESTION_CHARS: usize = 500;
+/// [`Limits::max_context_chars`] by default.
+pub const DEFAULT_MAX_CONTEXT_CHARS: usize = 20_000;
+/// [`Limits::max_top_k`] by default.
+pub const DEFAULT_MAX_TOP_K: usize = 100;
+/// [`Limits::max_answers`] by default.
+pub const DEFAULT_MAX_ANSWERS: usize = 20;
+/// [`Limits::retry_after_s`] by default.
+pub const DEFAULT_RETRY_AFTER_S: u64 = 1;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_concurrency: 64,
-            admission_wait: Duration::ZERO,
-            request_timeout: Duration::from_secs(30),
-            max_body_bytes: 64 * 1024,
-            max_question_chars: 500,
-            max_context_chars: 20_000,
-            max_top_k: 100,
-            max_answers: 20,
-            retry_after_s: 1,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            admission_wait: DEFAULT_ADMISSION_WAIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_question_chars: DEFAULT_MAX_QUESTION_CHARS,
+            max_context_chars: DEFAULT_MAX_CONTEXT_CHARS,
+            max_top_k: DEFAULT_MAX_TOP_K,
+            max_answers: DEFAULT_MAX_ANSWERS,
+            retry_after_s: DEFAULT_RETRY_AFTER_S,
         }
     }
 }
@@ -105,27 +153,78 @@ impl Default for Limits {
 /// were before the budget existed; lower it to bound a pass's latency and
 /// memory when windows are long.
 pub const DEFAULT_MAX_BATCH_TOKENS: usize = 12_288;
+/// [`BatchConfig::max_windows`] by default.
+pub const DEFAULT_MAX_BATCH_WINDOWS: usize = 32;
+/// [`BatchConfig::max_wait`] by default.
+pub const DEFAULT_MAX_BATCH_WAIT: Duration = Duration::from_millis(5);
 
-/// How reader windows of concurrent requests share forward passes.
-#[derive(Debug, Clone, Copy)]
+/// How reader windows of concurrent requests share forward passes. With the
+/// `clap` feature these are also `odqa serve`'s `--batch-windows`,
+/// `--batch-tokens` and `--batch-wait-ms` flags, with the same defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::Args))]
 pub struct BatchConfig {
-    /// Windows per forward pass at most.
+    /// Reader windows per forward pass at most, gathered across concurrent
+    /// requests.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(
+            long = "batch-windows",
+            value_name = "BATCH_WINDOWS",
+            default_value_t = DEFAULT_MAX_BATCH_WINDOWS
+        )
+    )]
     pub max_windows: usize,
-    /// Padded tokens per forward pass at most (windows × the longest); a
+    /// Padded tokens per forward pass at most (windows × the longest one); a
     /// single longer window still runs, alone.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(
+            long = "batch-tokens",
+            value_name = "BATCH_TOKENS",
+            default_value_t = DEFAULT_MAX_BATCH_TOKENS
+        )
+    )]
     pub max_tokens: usize,
-    /// How long the first waiting window waits for company.
+    /// How long a forward pass that is not full waits for more windows.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(
+            long = "batch-wait-ms",
+            value_name = "BATCH_WAIT_MS",
+            value_parser = parse_millis,
+            default_value = "5"
+        )
+    )]
     pub max_wait: Duration,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
-            max_windows: 32,
+            max_windows: DEFAULT_MAX_BATCH_WINDOWS,
             max_tokens: DEFAULT_MAX_BATCH_TOKENS,
-            max_wait: Duration::from_millis(5),
+            max_wait: DEFAULT_MAX_BATCH_WAIT,
         }
     }
+}
+
+/// A `--…-ms` flag: whole milliseconds.
+#[cfg(any(test, feature = "clap"))]
+fn parse_millis(value: &str) -> Result<Duration, std::num::ParseIntError> {
+    value.parse().map(Duration::from_millis)
+}
+
+/// `--timeout-s`: a positive, finite number of seconds (fractions allowed).
+#[cfg(any(test, feature = "clap"))]
+fn parse_timeout_s(value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "--timeout-s must be a positive number of seconds".to_string())
 }
 
 /// Values of optional request fields.
@@ -166,5 +265,76 @@ impl From<&odqa_pipeline::AskOptions> for RequestDefaults {
             no_answer_threshold: options.no_answer_threshold,
             early_stop: options.early_stop,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        limits: Limits,
+        #[command(flatten)]
+        batching: BatchConfig,
+    }
+
+    /// Also checks that the `default_value` strings of the duration flags
+    /// agree with their `DEFAULT_…` constants.
+    #[test]
+    fn flags_default_to_the_library_defaults() {
+        let cli = Cli::try_parse_from(["serve"]).unwrap();
+        assert_eq!(cli.limits, Limits::default());
+        assert_eq!(cli.batching, BatchConfig::default());
+    }
+
+    #[test]
+    fn flags_set_the_fields() {
+        let cli = Cli::try_parse_from([
+            "serve",
+            "--max-concurrency=8",
+            "--admission-wait-ms=250",
+            "--timeout-s=1.5",
+            "--max-body-bytes=1024",
+            "--max-question-chars=50",
+            "--max-context-chars=2000",
+            "--max-top-k=7",
+            "--batch-windows=4",
+            "--batch-tokens=1536",
+            "--batch-wait-ms=2",
+        ])
+        .unwrap();
+        let limits = Limits {
+            max_concurrency: 8,
+            admission_wait: Duration::from_millis(250),
+            request_timeout: Duration::from_millis(1500),
+            max_body_bytes: 1024,
+            max_question_chars: 50,
+            max_context_chars: 2000,
+            max_top_k: 7,
+            ..Limits::default()
+        };
+        let batching = BatchConfig {
+            max_windows: 4,
+            max_tokens: 1536,
+            max_wait: Duration::from_millis(2),
+        };
+        assert_eq!((cli.limits, cli.batching), (limits, batching));
+    }
+
+    #[test]
+    fn timeouts_must_be_positive_seconds() {
+        for bad in ["0", "-1", "abc", "", "inf", "NaN", "1e-12", "1e30"] {
+            let err = Cli::try_parse_from(["serve", &format!("--timeout-s={bad}")]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("--timeout-s must be a positive number of seconds"),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(Cli::try_parse_from(["serve", "--timeout-s", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["serve", "--admission-wait-ms=1.5"]).is_err());
     }
 }

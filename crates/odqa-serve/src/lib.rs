@@ -21,9 +21,11 @@
 //!
 //! Must not touch: retrieval, windowing, models or span scoring (it calls
 //! `odqa-pipeline`'s [`odqa_pipeline::Retriever`] and
-//! [`odqa_pipeline::Reader`] for those), command-line flags or how models and
-//! indexes are found (the `odqa` binary builds the [`Loader`]), and it never
-//! runs model or index work on the async executor.
+//! [`odqa_pipeline::Reader`] for those), the command line beyond its own
+//! limits and batching (`Limits` and `BatchConfig` are the `odqa serve`
+//! flags with the `clap` feature), how models and indexes are found (the
+//! `odqa` binary builds the [`Loader`]), and it never runs model or index
+//! work on the async executor.
 //!
 //! ```rust
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -130,31 +130,107 @@ pub struct Sources<'a> {
     pub negatives_index: Option<&'a PassageIndex>,
 }
 
+/// The windows of every training export (fine-tuning and pre-training
+/// data): shorter than the reader's default ([`WindowConfig::default`]), so
+/// more windows fit a training batch.
+pub const DEFAULT_WINDOWS: WindowConfig = WindowConfig {
+    max_len: 256,
+    doc_stride: 128,
+    max_query_len: 64,
+};
+/// [`ExportConfig::seed`].
+pub const DEFAULT_SEED: u64 = 20261126;
+/// [`ExportConfig::dev_fraction`].
+pub const DEFAULT_DEV_FRACTION: f64 = 0.1;
+/// [`ExportConfig::article_negatives`].
+pub const DEFAULT_ARTICLE_NEGATIVES: bool = true;
+/// [`ExportConfig::retrieved_negative_depth`] when there is an index to search.
+pub const DEFAULT_RETRIEVED_NEGATIVE_DEPTH: usize = 10;
+/// [`ExportConfig::relation_wrong_rate`].
+pub const DEFAULT_RELATION_WRONG_RATE: f64 = 0.3;
+/// [`ExportConfig::relation_wrong_per_example`].
+pub const DEFAULT_RELATION_WRONG_PER_EXAMPLE: usize = 1;
+
+/// The window flags of the training commands (`--max-len`, `--doc-stride`,
+/// `--max-query-len`), defaults [`DEFAULT_WINDOWS`]: flattened into a
+/// command next to [`ExportConfig`] or [`crate::PretrainConfig`], whose
+/// `windows` they give ([`WindowArgs::config`]).
+#[cfg(any(test, feature = "clap"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct WindowArgs {
+    /// Tokens per window.
+    #[arg(long, default_value_t = DEFAULT_WINDOWS.max_len)]
+    pub max_len: usize,
+    #[arg(long, default_value_t = DEFAULT_WINDOWS.doc_stride)]
+    pub doc_stride: usize,
+    #[arg(long, default_value_t = DEFAULT_WINDOWS.max_query_len)]
+    pub max_query_len: usize,
+}
+
+#[cfg(any(test, feature = "clap"))]
+impl WindowArgs {
+    /// The windows these flags ask for.
+    pub fn config(&self) -> WindowConfig {
+        WindowConfig {
+            max_len: self.max_len,
+            doc_stride: self.doc_stride,
+            max_query_len: self.max_query_len,
+        }
+    }
+}
+
 /// Export settings; every choice is seeded.
+///
+/// With the `clap` feature these are the flags of `odqa train export`
+/// (`windows` comes from [`WindowArgs`], the other fields without a flag
+/// keep their defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::Args))]
 pub struct ExportConfig {
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = DEFAULT_WINDOWS))]
     pub windows: WindowConfig,
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_SEED))]
     pub seed: u64,
-    /// Share of KorQuAD articles and of KLUE-RE sentences held out.
+    /// Share of KorQuAD articles and KLUE-RE sentences held out as dev.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_DEV_FRACTION)
+    )]
     pub dev_fraction: f64,
     /// One other paragraph of the same article per training question.
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = DEFAULT_ARTICLE_NEGATIVES))]
     pub article_negatives: bool,
     /// Hits searched for a retrieved negative (0: none).
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(skip = DEFAULT_RETRIEVED_NEGATIVE_DEPTH)
+    )]
     pub retrieved_negative_depth: usize,
-    /// Probability that a labelled KLUE-RE training example also gets a
-    /// question for another relation of its subject type, labelled no-answer.
+    /// Probability of an extra question for a relation the example does not
+    /// hold (of its subject type, labelled no-answer), per labelled KLUE-RE
+    /// training example.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_RELATION_WRONG_RATE)
+    )]
     pub relation_wrong_rate: f64,
-    /// Other relations asked (each labelled no-answer) when a labelled
-    /// KLUE-RE example gets wrong-relation questions: the reader tends to
-    /// answer by the object's type rather than by the relation, and each
-    /// extra question is a counter-example.
+    /// Wrong relations asked (distinct, each labelled no-answer) when an
+    /// example gets them: the reader tends to answer by the object's type
+    /// rather than by the relation, and each is a counter-example.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_RELATION_WRONG_PER_EXAMPLE)
+    )]
     pub relation_wrong_per_example: usize,
-    /// Which question templates of a relation each KLUE-RE question is asked with.
+    /// Ask each relation question with one drawn template or with every template.
+    #[cfg_attr(any(test, feature = "clap"), arg(long, value_enum, default_value_t))]
     pub relation_templates: RelationTemplates,
 }
 
-/// How many of a relation's question templates (`odqa_relations::questions`) are asked.
+/// How many of a relation's question templates (`odqa_relations::questions`) are asked;
+/// default [`RelationTemplates::One`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum RelationTemplates {
     /// One template, drawn (seeded) per question.
@@ -167,18 +243,14 @@ pub enum RelationTemplates {
 impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
-            windows: WindowConfig {
-                max_len: 256,
-                doc_stride: 128,
-                max_query_len: 64,
-            },
-            seed: 20261126,
-            dev_fraction: 0.1,
-            article_negatives: true,
-            retrieved_negative_depth: 10,
-            relation_wrong_rate: 0.3,
-            relation_wrong_per_example: 1,
-            relation_templates: RelationTemplates::One,
+            windows: DEFAULT_WINDOWS,
+            seed: DEFAULT_SEED,
+            dev_fraction: DEFAULT_DEV_FRACTION,
+            article_negatives: DEFAULT_ARTICLE_NEGATIVES,
+            retrieved_negative_depth: DEFAULT_RETRIEVED_NEGATIVE_DEPTH,
+            relation_wrong_rate: DEFAULT_RELATION_WRONG_RATE,
+            relation_wrong_per_example: DEFAULT_RELATION_WRONG_PER_EXAMPLE,
+            relation_templates: RelationTemplates::default(),
         }
     }
 }
@@ -779,6 +851,36 @@ pub fn read_ids(dir: &Path) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The flags `odqa train export` flattens, parsed from an empty command line.
+    #[derive(clap::Parser)]
+    struct ExportFlags {
+        #[command(flatten)]
+        windows: WindowArgs,
+        #[command(flatten)]
+        config: ExportConfig,
+    }
+
+    #[test]
+    fn no_flags_give_the_default_config() {
+        use clap::Parser;
+        let flags = ExportFlags::try_parse_from(["export"]).unwrap();
+        let config = ExportConfig {
+            windows: flags.windows.config(),
+            ..flags.config
+        };
+        assert_eq!(config, ExportConfig::default());
+        let flags = ExportFlags::try_parse_from([
+            "export",
+            "--max-len",
+            "128",
+            "--relation-templates",
+            "every",
+        ])
+        .unwrap();
+        assert_eq!(flags.windows.config().max_len, 128);
+        assert_eq!(flags.config.relation_templates, RelationTemplates::Every);
+    }
 
     #[test]
     fn the_summary_lists_counts_kinds_and_what_was_held_out() {

@@ -15,6 +15,8 @@
 //! the forward pass itself is the caller's. Reports print as summaries
 //! ([`ExportReport::summary`], [`CorpusRun::summary`]); the model
 //! tokenizer every export windows with loads through [`load_tokenizer`].
+//! With the `clap` feature [`ExportConfig`] and [`PretrainConfig`] are
+//! also the command line's flags, their defaults stated once.
 //!
 //! Must not touch: model weights or training itself (the recipe under
 //! `train/` reads what this crate writes), retrieval scoring, span scoring.

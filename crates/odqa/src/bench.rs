@@ -10,7 +10,7 @@ use odqa_bench::{Predictions, ReadingReport, SweepGrid, ThroughputEvent, TimedMo
 use crate::commands::{check_k, index_dir};
 use crate::dense::{default_model_dir, encoder_from};
 use crate::reading::reader_dir;
-use crate::{Bm25Args, Ctx, FusionArgs, ReaderArgs, RetrievalArgs};
+use crate::{Bm25Args, Ctx, ReaderArgs, RetrievalArgs};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -50,10 +50,10 @@ pub struct ResultArgs {
     /// Name of this run in tables and file names; default: the reader's
     /// (or for retrieval the index's) directory name.
     #[arg(long)]
-    label: Option<String>,
+    pub label: Option<String>,
     /// Where results go.
     #[arg(long, default_value = "bench/results")]
-    out_dir: PathBuf,
+    pub out_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -138,7 +138,7 @@ pub struct OdqaArgs {
     #[arg(long)]
     limit: Option<usize>,
     #[command(flatten)]
-    fusion: FusionArgs,
+    fusion: odqa_pipeline::AskOptions,
     /// Read cache: when FILE is missing, every top-k passage is read and
     /// its n-best spans stored there; when it exists, it is re-scored
     /// (--sweep-*) without running the model.
@@ -205,7 +205,7 @@ fn retrieval(args: &RetrievalBenchArgs, ctx: &Ctx) -> Result<()> {
         questions_file: &args.questions,
         index: &dir,
         label: args.results.label.clone(),
-        mode: args.retrieval.mode_name(),
+        mode: args.retrieval.mode.name(),
         depth: args.depth,
         warmup: args.warmup,
         export_hits: args.export_hits.as_deref(),
@@ -268,7 +268,7 @@ fn throughput(args: &ThroughputArgs, ctx: &Ctx) -> Result<()> {
         model.precision(),
     );
     let corpus = odqa_corpus::resolve_corpus(args.corpus.as_deref().or(Some("odqa-demo")))?;
-    let machine = ctx.machine(Some(model.precision()));
+    let machine = ctx.machine(model.precision());
     let mut print = |event: ThroughputEvent<'_>| match event {
         ThroughputEvent::Timed(row) => println!(
             "batch {:>3}: {:.2} windows/s ({} windows of {} tokens in {:.2} s)",
@@ -322,8 +322,8 @@ fn mrc(args: &MrcArgs, ctx: &Ctx) -> Result<()> {
     let run = reading_run(&args.data, args.limit, &args.reader, &args.results, ctx);
     let questions = run.mrc_questions()?;
     let reader = args.reader.load(ctx)?;
-    let machine = ctx.machine(Some(reader.model().precision()));
-    let read = run.mrc(&reader, &questions, machine)?;
+    let machine = ctx.machine(reader.model().precision());
+    let read = run.mrc(&reader, &questions, &machine)?;
     write_reading(&args.data, &args.results, read)
 }
 
@@ -331,7 +331,7 @@ fn mrc(args: &MrcArgs, ctx: &Ctx) -> Result<()> {
 /// when it is missing) re-scored over the sweep grid.
 fn odqa(args: &OdqaArgs, ctx: &Ctx) -> Result<()> {
     let index = index_dir(args.index.clone())?;
-    let options = args.fusion.options(5);
+    let options = args.fusion;
     let run = reading_run(
         &args.questions,
         args.limit,
@@ -339,28 +339,25 @@ fn odqa(args: &OdqaArgs, ctx: &Ctx) -> Result<()> {
         &args.results,
         ctx,
     );
-    let pipeline = || -> Result<odqa_pipeline::Pipeline> {
-        let retriever = args.retrieval.open(ctx, &index, &Bm25Args::default())?;
-        Ok(odqa_pipeline::Pipeline::new(
-            retriever,
-            args.reader.load(ctx)?,
-        ))
-    };
-    let Some(cache) = &args.cache else {
+    // The model runs unless a read cache exists to re-score instead.
+    if args.cache.as_ref().is_none_or(|cache| !cache.exists()) {
         let questions = run.questions()?;
-        let pipeline = pipeline()?;
-        let machine = ctx.machine(Some(pipeline.reader().model().precision()));
-        let read = run.odqa(&pipeline, &index, &options, &questions, machine)?;
-        return write_reading(&args.questions, &args.results, read);
-    };
-    if !cache.exists() {
-        let questions = run.questions()?;
-        let pipeline = pipeline()?;
-        let machine = ctx.machine(Some(pipeline.reader().model().precision()));
-        let read = run.build_read_cache(&pipeline, &index, &options, &questions, cache, machine)?;
-        eprintln!("wrote the read cache {}", cache.display());
+        let pipeline = args.retrieval.pipeline(ctx, &index, &args.reader)?;
+        let machine = ctx.machine(pipeline.reader().model().precision());
+        let read = match &args.cache {
+            None => run.odqa(&pipeline, &index, &options, &questions, &machine)?,
+            Some(cache) => {
+                let read =
+                    run.build_read_cache(&pipeline, &index, &options, &questions, cache, &machine)?;
+                eprintln!("wrote the read cache {}", cache.display());
+                read
+            }
+        };
         write_reading(&args.questions, &args.results, read)?;
     }
+    let Some(cache) = &args.cache else {
+        return Ok(());
+    };
     let grid = SweepGrid {
         weights: &args.sweep_weights,
         top_ks: &args.sweep_top_k,

@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use odqa_analysis::{AnalyzerConfig, Decompound, DictionarySource};
-use odqa_corpus::{open_corpus, resolve_corpus, split_passages, PassageConfig, ResolvedCorpus};
+use odqa_analysis::{AnalyzerConfig, DictionarySource};
+use odqa_corpus::{resolve_corpus, PassageConfig, ResolvedCorpus};
 use odqa_index::{build_index, snippet, Bm25Params, BuildOptions, IndexManifest, PassageIndex};
 
 use crate::{dense, reading};
 use crate::{
-    AnalyzerArgs, AnalyzerChoice, Bm25Args, BuildArgs, Command, Ctx, DecompoundChoice,
-    IndexCommand, ModelsCommand, PassageArgs, PassagesCommand, SearchArgs,
+    AnalyzerArgs, AnalyzerChoice, Bm25Args, BuildArgs, Command, Ctx, EmbedArgs, IndexCommand,
+    ModelsCommand, PassagesCommand, PassagesExportArgs, PruneArgs, SearchArgs,
 };
 
 /// Largest `-k` / `--depth` accepted: beyond it BM25 ranks are noise and
@@ -48,58 +48,14 @@ pub fn run(command: Command, ctx: &Ctx) -> Result<()> {
         }
         Command::Analyze { text, analyzer } => analyze(&text, &analyzer, dictionary),
         Command::Search(args) => search(&args, ctx),
-        Command::Passages(PassagesCommand::Export {
-            corpus,
-            out,
-            passages,
-            skip_bad_lines,
-        }) => export_passages(corpus.as_deref(), &out, &passages, skip_bad_lines),
-        Command::Models(ModelsCommand::Prune { corpus, out }) => {
-            let corpus = resolve_corpus(corpus.as_deref())?;
-            let model = dense::default_model_dir()?;
-            let mut texts = Vec::new();
-            for record in open_corpus(&corpus.path)? {
-                let record = record?;
-                texts.extend(
-                    split_passages(&record.article, &PassageConfig::default())
-                        .into_iter()
-                        .map(|p| p.text),
-                );
-            }
-            let report = odqa_encoder::prune_model(&model, texts, &out)?;
-            eprintln!(
-                "wrote {}: {} of {} pieces kept, {:.1} MB → {:.1} MB",
-                out.display(),
-                report.kept,
-                report.original,
-                report.bytes_before as f64 / 1e6,
-                report.bytes_after as f64 / 1e6
-            );
-            Ok(())
-        }
+        Command::Passages(PassagesCommand::Export(args)) => export_passages(&args),
+        Command::Models(ModelsCommand::Prune(args)) => prune(&args),
         Command::Models(ModelsCommand::Fetch) => {
             println!("{}", dense::default_model_dir()?.display());
             Ok(())
         }
-        Command::Embed {
-            texts,
-            passage,
-            model,
-        } => embed(ctx, &texts, passage, model),
-        Command::Read {
-            question,
-            context,
-            context_file,
-            reader,
-            json,
-        } => reading::read(
-            ctx,
-            &question,
-            context.as_deref(),
-            context_file.as_deref(),
-            &reader,
-            json,
-        ),
+        Command::Embed(args) => embed(ctx, &args),
+        Command::Read(args) => reading::read(ctx, &args),
         Command::Ask(args) => {
             let index = index_dir(args.index.clone())?;
             reading::ask(ctx, &args, index)
@@ -127,17 +83,6 @@ pub(crate) fn index_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-impl PassageArgs {
-    fn config(&self) -> Result<PassageConfig> {
-        let config = PassageConfig {
-            target_chars: self.target_chars,
-            max_chars: self.max_chars,
-        };
-        config.validate()?;
-        Ok(config)
-    }
-}
-
 impl AnalyzerArgs {
     fn config(&self) -> AnalyzerConfig {
         let mut config = match self.analyzer {
@@ -154,12 +99,8 @@ impl AnalyzerArgs {
         if self.no_stem {
             config.stem_inflections = false;
         }
-        if let Some(choice) = self.decompound {
-            config.decompound = match choice {
-                DecompoundChoice::None => Decompound::None,
-                DecompoundChoice::Discard => Decompound::Discard,
-                DecompoundChoice::Mixed => Decompound::Mixed,
-            };
+        if let Some(decompound) = self.decompound {
+            config.decompound = decompound;
         }
         config
     }
@@ -188,7 +129,8 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 impl BuildArgs {
     fn options(&self, corpus: &ResolvedCorpus, out: &Path, ctx: &Ctx) -> Result<BuildOptions> {
         let mut options = BuildOptions::new(corpus.path.clone(), out.to_path_buf());
-        options.passages = self.passages.config()?;
+        self.passages.validate()?;
+        options.passages = self.passages;
         options.analyzer = self.analyzer.config();
         options.dictionary = ctx.dictionary.clone();
         options.bm25 = self.bm25.apply(Bm25Params::default());
@@ -211,24 +153,7 @@ fn build(options: &BuildOptions) -> Result<IndexManifest> {
     let interrupt = interrupt_flag();
     let manifest = build_index(options, &interrupt)
         .with_context(|| format!("building {} from {}", out.display(), corpus.display()))?;
-    let counts = &manifest.counts;
-    eprintln!(
-        "built {}: {} articles, {} passages, {:.1} MB of text in {:.1} s ({:.2} MB/s){}",
-        out.display(),
-        counts.articles,
-        counts.passages,
-        counts.text_bytes as f64 / 1e6,
-        manifest.build_seconds,
-        counts.text_bytes as f64 / 1e6 / manifest.build_seconds.max(1e-9),
-        if counts.skipped_records + counts.repeated_articles > 0 {
-            format!(
-                ", {} malformed records skipped, {} exact repeats indexed once",
-                counts.skipped_records, counts.repeated_articles
-            )
-        } else {
-            String::new()
-        }
-    );
+    eprintln!("{}", manifest.summary(out));
     Ok(manifest)
 }
 
@@ -251,14 +176,36 @@ fn analyze(text: &str, args: &AnalyzerArgs, dictionary: &DictionarySource) -> Re
     Ok(())
 }
 
-fn embed(ctx: &Ctx, texts: &[String], passage: bool, model: Option<PathBuf>) -> Result<()> {
-    let encoder = dense::encoder_from(ctx, model)?;
-    let kind = if passage {
+/// Writes a multilingual-e5-small keeping only the vocabulary of a corpus's passages.
+fn prune(args: &PruneArgs) -> Result<()> {
+    let corpus = resolve_corpus(args.corpus.as_deref())?;
+    let model = dense::default_model_dir()?;
+    let mut texts = Vec::new();
+    for event in odqa_corpus::passages(&corpus.path, &PassageConfig::default(), false)? {
+        if let odqa_corpus::PassageEvent::Article { passages, .. } = event? {
+            texts.extend(passages.into_iter().map(|p| p.text));
+        }
+    }
+    let report = odqa_encoder::prune_model(&model, texts, &args.out)?;
+    eprintln!(
+        "wrote {}: {} of {} pieces kept, {:.1} MB → {:.1} MB",
+        args.out.display(),
+        report.kept,
+        report.original,
+        report.bytes_before as f64 / 1e6,
+        report.bytes_after as f64 / 1e6
+    );
+    Ok(())
+}
+
+fn embed(ctx: &Ctx, args: &EmbedArgs) -> Result<()> {
+    let encoder = dense::encoder_from(ctx, args.model.clone())?;
+    let kind = if args.passage {
         odqa_encoder::TextKind::Passage
     } else {
         odqa_encoder::TextKind::Query
     };
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let refs: Vec<&str> = args.texts.iter().map(String::as_str).collect();
     for vector in encoder.embed(&refs, kind)? {
         println!("{}", serde_json::to_string(&vector)?);
     }
@@ -304,16 +251,6 @@ fn print_hits(
     }
     for (rank, hit) in hits.iter().enumerate() {
         let snip = snippet(index.analyzer(), &hit.text, query, 160);
-        let mut marked = String::new();
-        let mut last = 0;
-        for &(start, end) in &snip.highlights {
-            marked.push_str(&snip.text[last..start]);
-            marked.push('«');
-            marked.push_str(&snip.text[start..end]);
-            marked.push('»');
-            last = end;
-        }
-        marked.push_str(&snip.text[last..]);
         writeln!(
             out,
             "{:>3}. {:.3}  {}  [{}]\n     {}",
@@ -321,54 +258,48 @@ fn print_hits(
             hit.score,
             hit.title,
             hit.passage_id,
-            marked.replace('\n', " ")
+            snip.marked("«", "»")
         )?;
     }
     Ok(())
 }
 
-fn export_passages(
-    corpus: Option<&str>,
-    out: &Path,
-    passages: &PassageArgs,
-    skip_bad_lines: bool,
-) -> Result<()> {
-    let corpus = resolve_corpus(corpus)?;
+fn export_passages(args: &PassagesExportArgs) -> Result<()> {
+    let corpus = resolve_corpus(args.corpus.as_deref())?;
+    args.passages.validate()?;
     let counts = odqa_corpus::export_passages(
         &corpus.path,
-        &passages.config()?,
-        skip_bad_lines,
-        out,
+        &args.passages,
+        args.skip_bad_lines,
+        &args.out,
         |err| eprintln!("skipped: {err}"),
     )?;
     eprintln!(
         "wrote {} passages to {} ({} malformed records skipped, {} exact repeats of an article written once)",
         counts.passages,
-        out.display(),
+        args.out.display(),
         counts.skipped_records,
         counts.repeated_articles
     );
     Ok(())
 }
 
-/// Sample questions for the demo, per default corpus: each one's answer is
-/// in that corpus (checked by hand in the article text; the demo corpus's
-/// also by tests/cli.rs).
-const DEMO_QUESTIONS: &[&str] = &[
-    "대한민국의 수도는 어디인가?",
-    "이순신이 태어난 해는?",
-    "훈민정음을 창제한 왕은 누구인가?",
-];
-/// kowiki-2020-mini holds none of the demo corpus's articles above; these
-/// are answered in its 노동조합 and 한글 articles.
-const MINI_QUESTIONS: &[&str] = &[
-    "노동조합은 노동자들이 무엇을 쟁취하기 위해 만든 단체인가?",
-    "한글을 창제한 사람은 누구인가?",
-    "한글이 반포된 해는?",
-];
-
 fn demo(args: &crate::DemoArgs, ctx: &Ctx) -> Result<()> {
     let corpus = resolve_corpus(args.corpus.as_deref())?;
+    let questions = if args.questions.is_empty() {
+        &corpus.sample_questions
+    } else {
+        &args.questions
+    };
+    if questions.is_empty() {
+        bail!(
+            "corpus {:?} has no sample questions (sample_questions in corpora/NAME.toml): ask with --question Q",
+            corpus.name
+        );
+    }
+    if let Some(q) = questions.iter().find(|q| q.trim().is_empty()) {
+        bail!("--question {q:?} is empty");
+    }
     let dir = corpus.default_index_dir();
     if dir.exists() {
         eprintln!(
@@ -382,32 +313,21 @@ fn demo(args: &crate::DemoArgs, ctx: &Ctx) -> Result<()> {
         options.progress = ctx.progress;
         build(&options)?;
     }
-    let questions: Vec<String> = if args.questions.is_empty() {
-        let samples = if corpus.name == "kowiki-2020-mini" {
-            MINI_QUESTIONS
-        } else {
-            DEMO_QUESTIONS
-        };
-        samples.iter().map(|q| q.to_string()).collect()
-    } else {
-        args.questions.clone()
-    };
-    if let Some(q) = questions.iter().find(|q| q.trim().is_empty()) {
-        bail!("--question {q:?} is empty");
-    }
     let retriever = odqa_pipeline::Retriever::new(
         PassageIndex::open(&dir, &ctx.dictionary)?,
         None,
         odqa_pipeline::RetrievalOptions::default(),
     )?;
     let pipeline = odqa_pipeline::Pipeline::new(retriever, args.reader.load(ctx)?);
-    let options = args.fusion.options(args.answers);
+    let options = odqa_pipeline::AskOptions {
+        answers: args.answers,
+        ..args.fusion
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for question in &questions {
-        writeln!(out, "\n{question}")?;
+    for question in questions {
         let result = pipeline.ask(question, &options)?;
-        reading::print_answers(&mut out, &result)?;
+        write!(out, "\n{question}\n{}", result.text())?;
     }
     drop(out);
     if args.serve {

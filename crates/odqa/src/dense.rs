@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use odqa_dense::{build_dense_index, DenseBuildOptions, Fusion, HnswParams};
+use odqa_dense::{build_dense_index, DenseBuildOptions, Fusion};
 use odqa_encoder::Encoder;
 use odqa_index::PassageIndex;
-use odqa_pipeline::{IndexDir, RetrievalMode, RetrievalOptions, Retriever};
+use odqa_pipeline::{IndexDir, Pipeline, RetrievalOptions, Retriever};
 
-use crate::{Bm25Args, Ctx, DenseArgs, FusionChoice, ModeChoice, RetrievalArgs};
+use crate::{Bm25Args, Ctx, DenseArgs, FusionChoice, ReaderArgs, RetrievalArgs};
 
 /// The fetched multilingual-e5-small in the model cache (fetched on first use).
 pub fn default_model_dir() -> Result<PathBuf> {
@@ -45,36 +45,16 @@ pub fn build(ctx: &Ctx, index: &Path, args: Option<&DenseArgs>) -> Result<()> {
     options.progress = ctx.progress;
     if let Some(args) = args {
         options.batch_size = args.batch_size;
-        options.hnsw = HnswParams {
-            m: args.m,
-            ef_construction: args.ef_construction,
-            ef_search: args.ef_search,
-        };
+        options.hnsw = args.hnsw;
     }
     let interrupt = crate::commands::interrupt_flag();
     let built = build_dense_index(&passages, &encoder_from(ctx, None)?, &options, &interrupt)
         .with_context(|| format!("building the dense index in {}", options.dir.display()))?;
-    eprintln!(
-        "dense index {}: {} passages, dim {}, {:.1} passages/s embedding ({} resumed), graph {:.1} s",
-        options.dir.display(),
-        built.count,
-        built.dim,
-        built.passages_per_s,
-        built.rows_resumed,
-        built.seconds_graph
-    );
+    eprintln!("{}", built.summary(&options.dir));
     Ok(())
 }
 
 impl RetrievalArgs {
-    pub fn mode_name(&self) -> &'static str {
-        match self.mode {
-            ModeChoice::Bm25 => "bm25",
-            ModeChoice::Dense => "dense",
-            ModeChoice::Hybrid => "hybrid",
-        }
-    }
-
     fn options(&self, bm25: &Bm25Args, base: odqa_index::Bm25Params) -> Result<RetrievalOptions> {
         if !(0.0..=1.0).contains(&self.dense_weight) {
             bail!(
@@ -88,11 +68,7 @@ impl RetrievalArgs {
         let params = bm25.apply(base);
         params.validate()?;
         Ok(RetrievalOptions {
-            mode: match self.mode {
-                ModeChoice::Bm25 => RetrievalMode::Bm25,
-                ModeChoice::Dense => RetrievalMode::Dense,
-                ModeChoice::Hybrid => RetrievalMode::Hybrid,
-            },
+            mode: self.mode,
             fusion: match self.fusion {
                 FusionChoice::Rrf => Fusion::Rrf { k: self.rrf_k },
                 FusionChoice::Weighted => Fusion::Weighted {
@@ -104,6 +80,13 @@ impl RetrievalArgs {
             exact: self.exact,
             bm25: Some(params),
         })
+    }
+
+    /// The retriever at `dir` and the reader `reader` names, as `ask` and
+    /// `bench odqa` answer with them.
+    pub fn pipeline(&self, ctx: &Ctx, dir: &Path, reader: &ReaderArgs) -> Result<Pipeline> {
+        let retriever = self.open(ctx, dir, &Bm25Args::default())?;
+        Ok(Pipeline::new(retriever, reader.load(ctx)?))
     }
 
     /// The BM25 index at `dir`, plus its dense index and the query encoder

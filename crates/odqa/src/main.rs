@@ -64,34 +64,12 @@ enum Command {
     /// Serve the question answering API and a web page over HTTP (see /openapi.json).
     Serve(Box<serve::ServeArgs>),
     /// Extract the answer to a question from a given context.
-    Read {
-        /// The question.
-        question: String,
-        /// The passage to read (or `--context-file`).
-        #[arg(long, conflicts_with = "context_file")]
-        context: Option<String>,
-        #[arg(long)]
-        context_file: Option<PathBuf>,
-        #[command(flatten)]
-        reader: ReaderArgs,
-        #[arg(long)]
-        json: bool,
-    },
+    Read(ReadArgs),
     /// Obtain and prune models.
     #[command(subcommand)]
     Models(ModelsCommand),
     /// Embed texts with multilingual-e5-small; prints one JSON array per line.
-    Embed {
-        /// Texts to embed.
-        #[arg(required = true)]
-        texts: Vec<String>,
-        /// Embed as passages (`passage: ` prefix) instead of queries.
-        #[arg(long)]
-        passage: bool,
-        /// A model directory (HF BERT layout); default: the fetched multilingual-e5-small.
-        #[arg(long)]
-        model: Option<PathBuf>,
-    },
+    Embed(EmbedArgs),
     /// Relations as questions to the reader (KLUE-RE): classify subject/object
     /// pairs of a JSONL file, or list the relations of a subject in a sentence.
     Re(Box<relations::ReArgs>),
@@ -120,46 +98,12 @@ struct DemoArgs {
     /// Answers shown per question.
     #[arg(long, default_value_t = 3)]
     answers: usize,
+    /// How answers are scored and how far reading goes (defaults chosen on
+    /// the dev questions: bench/README.md, "Fusing retrieval and reading").
     #[command(flatten)]
-    fusion: FusionArgs,
+    fusion: odqa_pipeline::AskOptions,
     #[command(flatten)]
     reader: ReaderArgs,
-}
-
-/// How answers are scored and how far reading goes (defaults chosen on
-/// the dev questions: bench/README.md, "Fusing retrieval and reading").
-#[derive(Args, Clone, Copy)]
-struct FusionArgs {
-    /// Passages retrieved and (at most) read.
-    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_TOP_K)]
-    top_k: usize,
-    /// μ, the weight of the passage's normalized retrieval score in an
-    /// answer's score: (1 − μ) × span probability + μ × score / best score.
-    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_RETRIEVAL_WEIGHT)]
-    retrieval_weight: f32,
-    /// "No answer" when the best answer's score is below this (0..=1; 0 never).
-    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_NO_ANSWER_THRESHOLD)]
-    no_answer_threshold: f32,
-    /// Read all top-k passages instead of stopping once no unread passage
-    /// can beat the best answer (the best answer is the same either way).
-    #[arg(long)]
-    no_early_stop: bool,
-    /// Windows per reading batch; early stopping is checked between batches.
-    #[arg(long, default_value_t = odqa_pipeline::DEFAULT_BATCH_WINDOWS)]
-    read_batch: usize,
-}
-
-impl FusionArgs {
-    fn options(&self, answers: usize) -> odqa_pipeline::AskOptions {
-        odqa_pipeline::AskOptions {
-            top_k: self.top_k,
-            retrieval_weight: self.retrieval_weight,
-            answers,
-            no_answer_threshold: self.no_answer_threshold,
-            early_stop: !self.no_early_stop,
-            batch_windows: self.read_batch,
-        }
-    }
 }
 
 #[derive(Subcommand)]
@@ -200,7 +144,7 @@ struct BuildArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     #[command(flatten)]
-    passages: PassageArgs,
+    passages: odqa_corpus::PassageConfig,
     #[command(flatten)]
     analyzer: AnalyzerArgs,
     #[command(flatten)]
@@ -209,7 +153,7 @@ struct BuildArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Indexing memory budget in MB.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = odqa_index::DEFAULT_MEMORY_MB)]
     memory_mb: usize,
     /// Skip malformed corpus records (counted and reported) instead of failing.
     #[arg(long)]
@@ -227,26 +171,10 @@ struct DenseArgs {
     #[arg(long)]
     index: Option<PathBuf>,
     /// Passages per encoder batch.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = odqa_dense::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
-    /// HNSW links per node.
-    #[arg(long, default_value_t = 16)]
-    m: usize,
-    #[arg(long, default_value_t = 200)]
-    ef_construction: usize,
-    /// Default HNSW ef at query time.
-    #[arg(long, default_value_t = 64)]
-    ef_search: usize,
-}
-
-#[derive(Args, Clone)]
-struct PassageArgs {
-    /// Target passage length in characters.
-    #[arg(long, default_value_t = 500)]
-    target_chars: usize,
-    /// Hard bound for a passage cut inside one sentence (never mid-word).
-    #[arg(long, default_value_t = 1000)]
-    max_chars: usize,
+    #[command(flatten)]
+    hnsw: odqa_dense::HnswParams,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -271,7 +199,7 @@ struct AnalyzerArgs {
     /// Compound nouns ko-dic describes by their parts (nori's decompound_mode):
     /// none = as written, discard = parts only, mixed = both. Default: none (chosen on dev).
     #[arg(long, value_enum)]
-    decompound: Option<DecompoundChoice>,
+    decompound: Option<odqa_analysis::Decompound>,
     /// Add the corpus titles that ko-dic splits to it as user-dictionary entries (off by default: no gain on dev).
     #[arg(long)]
     title_dictionary: bool,
@@ -279,13 +207,6 @@ struct AnalyzerArgs {
     /// user-dictionary entries.
     #[arg(long, value_name = "FILE")]
     user_dictionary: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DecompoundChoice {
-    None,
-    Discard,
-    Mixed,
 }
 
 #[derive(Args, Clone, Default)]
@@ -309,13 +230,6 @@ struct Bm25Args {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ModeChoice {
-    Bm25,
-    Dense,
-    Hybrid,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum FusionChoice {
     /// Reciprocal-rank fusion.
     Rrf,
@@ -327,7 +241,7 @@ enum FusionChoice {
 struct RetrievalArgs {
     /// Retriever: BM25, dense (multilingual-e5-small + HNSW), or both fused.
     #[arg(long, value_enum, default_value = "bm25")]
-    mode: ModeChoice,
+    mode: odqa_pipeline::RetrievalMode,
     /// How hybrid mode fuses the two rankings (weighted was better than RRF
     /// on the dev questions; see bench/README.md).
     #[arg(long, value_enum, default_value = "weighted")]
@@ -409,8 +323,10 @@ struct AskArgs {
     /// Distinct answers shown (the best and its alternatives).
     #[arg(long, default_value_t = 5)]
     answers: usize,
+    /// How answers are scored and how far reading goes (defaults chosen on
+    /// the dev questions: bench/README.md, "Fusing retrieval and reading").
     #[command(flatten)]
-    fusion: FusionArgs,
+    fusion: odqa_pipeline::AskOptions,
     #[command(flatten)]
     reader: ReaderArgs,
     #[command(flatten)]
@@ -427,29 +343,63 @@ enum ModelsCommand {
     /// Write a smaller multilingual-e5-small keeping only the vocabulary a corpus
     /// uses (plus every single-character piece and the specials): the same
     /// segmentation and embeddings on that corpus, small enough to carry.
-    Prune {
-        /// Corpus name or path whose passages decide the vocabulary.
-        #[arg(long)]
-        corpus: Option<String>,
-        /// Output model directory.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Corpus name or path whose passages decide the vocabulary.
+    #[arg(long)]
+    corpus: Option<String>,
+    /// Output model directory.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
 enum PassagesCommand {
     /// Write every passage as a `{id, title, text}` JSON line.
-    Export {
-        #[arg(long)]
-        corpus: Option<String>,
-        #[arg(long)]
-        out: PathBuf,
-        #[command(flatten)]
-        passages: PassageArgs,
-        #[arg(long)]
-        skip_bad_lines: bool,
-    },
+    Export(PassagesExportArgs),
+}
+
+#[derive(Args)]
+struct PassagesExportArgs {
+    #[arg(long)]
+    corpus: Option<String>,
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    passages: odqa_corpus::PassageConfig,
+    #[arg(long)]
+    skip_bad_lines: bool,
+}
+
+#[derive(Args)]
+struct ReadArgs {
+    /// The question.
+    question: String,
+    /// The passage to read (or `--context-file`).
+    #[arg(long, conflicts_with = "context_file")]
+    context: Option<String>,
+    #[arg(long)]
+    context_file: Option<PathBuf>,
+    #[command(flatten)]
+    reader: ReaderArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    /// Texts to embed.
+    #[arg(required = true)]
+    texts: Vec<String>,
+    /// Embed as passages (`passage: ` prefix) instead of queries.
+    #[arg(long)]
+    passage: bool,
+    /// A model directory (HF BERT layout); default: the fetched multilingual-e5-small.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// What every command shares, built once in `main` from the global flags
@@ -470,24 +420,14 @@ impl Ctx {
     }
 
     /// The machine a benchmark ran on, for its result file.
-    fn machine(&self, choice: Option<&odqa_encoder::PrecisionChoice>) -> serde_json::Value {
-        let features = odqa_encoder::cpu_features();
-        serde_json::json!({
-            "cpu": odqa_encoder::cpu_model_name(),
-            "flags": features.flags(),
-            "threads": std::thread::available_parallelism().map_or(1, |n| n.get()),
-            "device": self.device_name(),
-            "precision": choice,
-        })
+    fn machine(&self, choice: &odqa_encoder::PrecisionChoice) -> odqa_encoder::Machine {
+        odqa_encoder::Machine::describe(&self.device, Some(choice))
     }
 }
 
 /// Says on stderr which precision a loaded model runs at and why.
 fn report_precision(what: &str, choice: &odqa_encoder::PrecisionChoice) {
-    eprintln!(
-        "{what}: precision {} (asked {}: {})",
-        choice.chosen, choice.requested, choice.reason
-    );
+    eprintln!("{what}: {choice}");
 }
 
 fn main() -> std::process::ExitCode {

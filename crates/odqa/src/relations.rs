@@ -84,11 +84,8 @@ pub struct BenchReArgs {
     /// Report on at most N examples (the ones after the calibration examples).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
-    /// Name of this run; default: the reader directory's name.
-    #[arg(long)]
-    label: Option<String>,
-    #[arg(long, default_value = "bench/results")]
-    out_dir: PathBuf,
+    #[command(flatten)]
+    results: crate::bench::ResultArgs,
     #[command(flatten)]
     relations: RelationArgs,
     #[command(flatten)]
@@ -233,7 +230,7 @@ pub fn bench(ctx: &Ctx, args: &BenchReArgs) -> Result<()> {
         ctx.progress,
         &mut on_event,
     )?;
-    let label = args.label.clone().unwrap_or_else(|| {
+    let label = args.results.label.clone().unwrap_or_else(|| {
         args.reader
             .reader
             .file_name()
@@ -245,10 +242,10 @@ pub fn bench(ctx: &Ctx, args: &BenchReArgs) -> Result<()> {
         data: args.data.clone(),
         device: ctx.device_name(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        machine: ctx.machine(Some(classifier.model().precision())),
+        machine: ctx.machine(classifier.model().precision()),
     };
     let report = run.report(source, *classifier.options(), split.report.len());
-    let files = report.write(&args.out_dir, &run, split.calibration, split.report)?;
+    let files = report.write(&args.results.out_dir, &run, split.calibration, split.report)?;
     println!("{}", report.summary());
     eprintln!(
         "wrote {}, {} and {}",

@@ -3,12 +3,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
 use odqa_pipeline::Pipeline;
-use odqa_serve::{BatchConfig, Limits, RequestDefaults, ServeConfig};
+use odqa_serve::{BatchConfig, Limits, LoadError, RequestDefaults, ServeConfig};
 
 use crate::{Bm25Args, Ctx, ReaderArgs, RetrievalArgs};
 
@@ -23,37 +22,10 @@ pub struct ServeArgs {
     /// Passages retrieved and read when a request gives no top_k.
     #[arg(long, default_value_t = odqa_pipeline::DEFAULT_TOP_K)]
     top_k: usize,
-    /// Largest top_k a request may ask for.
-    #[arg(long, default_value_t = 100)]
-    max_top_k: usize,
-    /// Reader windows per forward pass, gathered across concurrent requests.
-    #[arg(long, default_value_t = 32)]
-    batch_windows: usize,
-    /// Padded tokens per forward pass at most (windows × the longest one).
-    #[arg(long, default_value_t = odqa_serve::DEFAULT_MAX_BATCH_TOKENS)]
-    batch_tokens: usize,
-    /// Milliseconds a forward pass that is not full waits for more windows.
-    #[arg(long, default_value_t = 5)]
-    batch_wait_ms: u64,
-    /// API requests in flight at once; beyond it: 503 with Retry-After.
-    #[arg(long, default_value_t = 64)]
-    max_concurrency: usize,
-    /// Milliseconds a request beyond --max-concurrency waits for a free slot
-    /// before its 503 (0: answer at once).
-    #[arg(long, default_value_t = 0)]
-    admission_wait_ms: u64,
-    /// Seconds a request may take; beyond it: 504.
-    #[arg(long, default_value_t = 30.0)]
-    timeout_s: f64,
-    /// Longest question or query, in characters.
-    #[arg(long, default_value_t = 500)]
-    max_question_chars: usize,
-    /// Longest /v1/read context, in characters.
-    #[arg(long, default_value_t = 20_000)]
-    max_context_chars: usize,
-    /// Largest request body, in bytes.
-    #[arg(long, default_value_t = 64 * 1024)]
-    max_body_bytes: usize,
+    #[command(flatten)]
+    limits: Limits,
+    #[command(flatten)]
+    batching: BatchConfig,
     #[command(flatten)]
     reader: ReaderArgs,
     #[command(flatten)]
@@ -74,47 +46,29 @@ pub fn run(ctx: &Ctx, args: &ServeArgs, index: PathBuf) -> Result<()> {
             reader_dir.display()
         );
     }
-    if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
-        bail!("--timeout-s must be a positive number of seconds");
-    }
     let config = ServeConfig {
         addr: args.addr,
-        limits: Limits {
-            max_concurrency: args.max_concurrency,
-            admission_wait: Duration::from_millis(args.admission_wait_ms),
-            request_timeout: Duration::from_secs_f64(args.timeout_s),
-            max_body_bytes: args.max_body_bytes,
-            max_question_chars: args.max_question_chars,
-            max_context_chars: args.max_context_chars,
-            max_top_k: args.max_top_k,
-            ..Limits::default()
-        },
-        batching: BatchConfig {
-            max_windows: args.batch_windows,
-            max_tokens: args.batch_tokens,
-            max_wait: Duration::from_millis(args.batch_wait_ms),
-        },
+        limits: args.limits.clone(),
+        batching: args.batching,
         defaults: RequestDefaults {
             top_k: args.top_k,
             ..RequestDefaults::default()
         },
     };
-    config.validate()?;
     let retrieval = args.retrieval.clone();
     let mut reader = args.reader.clone();
     reader.reader = reader_dir;
     let ctx = ctx.clone();
-    let loader = move || -> Result<Pipeline, odqa_serve::LoadError> {
+    let loader = move || -> Result<Pipeline, LoadError> {
         let retriever = retrieval
             .open(&ctx, &index, &Bm25Args::default())
             .map_err(|e| format!("{e:#}"))?;
         let reader = reader.load(&ctx).map_err(|e| format!("{e:#}"))?;
         Ok(Pipeline::new(retriever, reader))
     };
-    odqa_serve::run(config, loader, |addr| {
+    serve(config, loader, |addr| {
         eprintln!("odqa: serving on http://{addr}/ (loading the index and reader; see /readyz)");
-    })?;
-    Ok(())
+    })
 }
 
 /// Serves an already loaded pipeline (what `odqa demo --serve` does) with
@@ -130,13 +84,23 @@ pub fn run_loaded(
         batching: BatchConfig::default(),
         defaults: RequestDefaults::from(&options),
     };
-    config.validate()?;
-    odqa_serve::run(
+    serve(
         config,
         move || Ok(pipeline),
         |addr| {
             println!("\nodqa demo: the web page and API are at http://{addr}/ (Ctrl-C stops)");
         },
-    )?;
+    )
+}
+
+/// Checks `config` before anything starts, then serves what `loader` loads
+/// until SIGINT/SIGTERM; `on_listening` announces the bound address.
+fn serve(
+    config: ServeConfig,
+    loader: impl FnOnce() -> Result<Pipeline, LoadError> + Send + 'static,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    config.validate()?;
+    odqa_serve::run(config, loader, on_listening)?;
     Ok(())
 }

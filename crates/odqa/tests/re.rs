@@ -27,7 +27,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn tiny_reader(dir: &Path) -> PathBuf {
-    use odqa_reader::testing::{char_wordpiece_tokenizer, TestStyle};
+    use odqa_encoder::testing::{write_tiny_bert_qa, TinyBertQa};
     let mut alphabet = LINES.to_string();
     for r in Relation::all() {
         for (s, ty) in [
@@ -38,14 +38,7 @@ fn tiny_reader(dir: &Path) -> PathBuf {
         }
     }
     let model = dir.join("tiny-reader");
-    let tokenizer = char_wordpiece_tokenizer(&alphabet, TestStyle::Roberta).unwrap();
-    odqa_encoder::testing::write_random_bert_qa(
-        &model,
-        tokenizer.get_vocab_size(true),
-        "BertForQuestionAnswering",
-    )
-    .unwrap();
-    tokenizer.save(model.join("tokenizer.json"), false).unwrap();
+    write_tiny_bert_qa(&model, &TinyBertQa::roberta(&alphabet)).unwrap();
     model
 }
 

@@ -563,6 +563,43 @@ pub struct PrecisionChoice {
     pub reason: String,
 }
 
+impl std::fmt::Display for PrecisionChoice {
+    /// `precision bf16 (asked auto: …)`, as the commands report a load.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "precision {} (asked {}: {})",
+            self.chosen, self.requested, self.reason
+        )
+    }
+}
+
+/// Where a benchmark ran, as every result file records it: the CPU model
+/// and the features odqa detected on it, the threads, the device and the
+/// precision the model was loaded at.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub flags: Vec<&'static str>,
+    pub threads: usize,
+    /// `Cpu`, `Cuda(0)` …
+    pub device: String,
+    pub precision: Option<PrecisionChoice>,
+}
+
+impl Machine {
+    /// This machine, running on `device` at `precision`.
+    pub fn describe(device: &candle_core::Device, precision: Option<&PrecisionChoice>) -> Machine {
+        Machine {
+            cpu: cpu_model_name(),
+            flags: cpu_features().flags(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            device: format!("{:?}", device.location()),
+            precision: precision.cloned(),
+        }
+    }
+}
+
 /// Relative L2 error of the probe's hidden states above which `auto`
 /// keeps f32 (bf16 on the real model gives about a tenth of this).
 const PROBE_TOLERANCE: f64 = 0.03;

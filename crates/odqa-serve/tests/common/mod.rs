@@ -10,11 +10,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use odqa_analysis::DictionarySource;
-use odqa_encoder::testing::write_random_bert_qa;
+use odqa_encoder::testing::{write_tiny_bert_qa, TinyBertQa};
 use odqa_encoder::Device;
 use odqa_index::{build_index, BuildOptions, PassageIndex};
 use odqa_pipeline::{Pipeline, Reader, ReaderOptions, RetrievalOptions, Retriever};
-use odqa_reader::testing::{char_wordpiece_tokenizer, TestStyle};
 use odqa_serve::{LoadError, ServeConfig, ServeError, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -68,14 +67,7 @@ fn build_fixture(dir: &Path) {
     build_index(&options, &AtomicBool::new(false)).unwrap();
     let model = dir.join("tiny-qa");
     let alphabet: String = std::fs::read_to_string(demo_corpus()).unwrap() + "?";
-    let tokenizer = char_wordpiece_tokenizer(&alphabet, TestStyle::Bert).unwrap();
-    write_random_bert_qa(
-        &model,
-        tokenizer.get_vocab_size(true),
-        "BertForQuestionAnswering",
-    )
-    .unwrap();
-    tokenizer.save(model.join("tokenizer.json"), false).unwrap();
+    write_tiny_bert_qa(&model, &TinyBertQa::bert(&alphabet)).unwrap();
 }
 
 /// Short windows, so passages span several of them.

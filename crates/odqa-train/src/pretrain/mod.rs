@@ -66,71 +66,146 @@ use odqa_corpus::PassageConfig;
 use odqa_reader::WindowConfig;
 use serde::Serialize;
 
-use crate::export::Kind;
+use crate::export::{Kind, DEFAULT_WINDOWS};
+
+/// [`PretrainConfig::seed`].
+pub const DEFAULT_SEED: u64 = 20261126;
+/// [`PretrainConfig::dev_fraction`].
+pub const DEFAULT_DEV_FRACTION: f64 = 0.01;
+/// [`PretrainConfig::max_answer_chars`].
+pub const DEFAULT_MAX_ANSWER_CHARS: usize = 30;
+/// [`PretrainConfig::recurring_per_passage`].
+pub const DEFAULT_RECURRING_PER_PASSAGE: usize = 2;
+/// [`PretrainConfig::cloze_per_article`].
+pub const DEFAULT_CLOZE_PER_ARTICLE: usize = 2;
+/// [`PretrainConfig::cloze_depth`].
+pub const DEFAULT_CLOZE_DEPTH: usize = 10;
+/// [`PretrainConfig::samples`].
+pub const DEFAULT_SAMPLES: usize = 3;
 
 /// Generation settings; every random choice is seeded by `seed`.
+///
+/// With the `clap` feature these are the flags of `odqa train
+/// pretrain-data`: `windows` comes from [`crate::export::WindowArgs`],
+/// `recurring` and `cloze` from [`PretrainKinds`] (`--kinds`); the other
+/// fields without a flag keep their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(any(test, feature = "clap"), derive(clap::Args))]
 pub struct PretrainConfig {
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = DEFAULT_WINDOWS))]
     pub windows: WindowConfig,
+    #[cfg_attr(any(test, feature = "clap"), arg(skip))]
     pub passages: PassageConfig,
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_SEED))]
     pub seed: u64,
     /// Make recurring-span examples.
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = PretrainConfig::default().recurring))]
     pub recurring: bool,
     /// Make cloze examples (needs a BM25 index).
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = PretrainConfig::default().cloze))]
     pub cloze: bool,
     /// Share of articles marked dev (seeded hash of the article id).
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_DEV_FRACTION)
+    )]
     pub dev_fraction: f64,
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = PretrainConfig::default().min_answer_chars))]
     pub min_answer_chars: usize,
+    /// Longest answer in characters.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_MAX_ANSWER_CHARS)
+    )]
     pub max_answer_chars: usize,
     /// Answers longer than this many model tokens are dropped (the reader's span limit).
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(skip = PretrainConfig::default().max_answer_tokens)
+    )]
     pub max_answer_tokens: usize,
     /// Content morphemes in one span at most.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(skip = PretrainConfig::default().max_span_morphemes)
+    )]
     pub max_span_morphemes: usize,
     /// Recurring-span examples per passage at most.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_RECURRING_PER_PASSAGE)
+    )]
     pub recurring_per_passage: usize,
     /// Answered cloze questions per article at most.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_CLOZE_PER_ARTICLE)
+    )]
     pub cloze_per_article: usize,
     /// BM25 hits searched per cloze question.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(long, default_value_t = DEFAULT_CLOZE_DEPTH)
+    )]
     pub cloze_depth: usize,
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(skip = PretrainConfig::default().cloze_answers_per_question)
+    )]
     pub cloze_answers_per_question: usize,
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(skip = PretrainConfig::default().cloze_negatives_per_question)
+    )]
     pub cloze_negatives_per_question: usize,
     /// Cloze questions come from sentences at least this long.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(skip = PretrainConfig::default().min_cloze_sentence_chars)
+    )]
     pub min_cloze_sentence_chars: usize,
     /// Questions are cut to this many characters around the mask (and
     /// further until they fit `windows.max_query_len` tokens).
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(skip = PretrainConfig::default().max_question_chars)
+    )]
     pub max_question_chars: usize,
     /// Non-space characters a question needs besides its masks.
+    #[cfg_attr(
+        any(test, feature = "clap"),
+        arg(skip = PretrainConfig::default().min_question_chars)
+    )]
     pub min_question_chars: usize,
     /// Stop after this many examples (in corpus order).
+    #[cfg_attr(any(test, feature = "clap"), arg(long))]
     pub max_examples: Option<usize>,
     /// Worker threads (the output does not depend on it).
     #[serde(skip)]
+    #[cfg_attr(any(test, feature = "clap"), arg(skip = PretrainConfig::default().threads))]
     pub threads: usize,
-    /// Examples per kind kept in the report for printing.
+    /// Examples printed per kind (the report keeps them for its summary).
     #[serde(skip)]
+    #[cfg_attr(any(test, feature = "clap"), arg(long, default_value_t = DEFAULT_SAMPLES))]
     pub samples: usize,
 }
 
 impl Default for PretrainConfig {
     fn default() -> Self {
         PretrainConfig {
-            windows: WindowConfig {
-                max_len: 256,
-                doc_stride: 128,
-                max_query_len: 64,
-            },
+            windows: DEFAULT_WINDOWS,
             passages: PassageConfig::default(),
-            seed: 20261126,
+            seed: DEFAULT_SEED,
             recurring: true,
             cloze: true,
-            dev_fraction: 0.01,
+            dev_fraction: DEFAULT_DEV_FRACTION,
             min_answer_chars: 2,
-            max_answer_chars: 30,
+            max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
             max_answer_tokens: 30,
             max_span_morphemes: 6,
-            recurring_per_passage: 2,
-            cloze_per_article: 2,
-            cloze_depth: 10,
+            recurring_per_passage: DEFAULT_RECURRING_PER_PASSAGE,
+            cloze_per_article: DEFAULT_CLOZE_PER_ARTICLE,
+            cloze_depth: DEFAULT_CLOZE_DEPTH,
             cloze_answers_per_question: 2,
             cloze_negatives_per_question: 1,
             min_cloze_sentence_chars: 20,
@@ -138,8 +213,43 @@ impl Default for PretrainConfig {
             min_question_chars: 8,
             max_examples: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            samples: 3,
+            samples: DEFAULT_SAMPLES,
         }
+    }
+}
+
+/// A kind of pre-training example, a value of `--kinds` ([`PretrainKinds`]).
+#[cfg(any(test, feature = "clap"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PretrainKind {
+    /// A span found twice or more in one passage: one kept, the others masked.
+    Recurring,
+    /// A sentence with a span masked, answered in BM25-retrieved passages of other articles.
+    Cloze,
+}
+
+/// The `--kinds` flag of `odqa train pretrain-data`: which of
+/// [`PretrainConfig::recurring`] and [`PretrainConfig::cloze`] are on
+/// ([`PretrainKinds::apply`]); default both.
+#[cfg(any(test, feature = "clap"))]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct PretrainKinds {
+    /// Kinds to make, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "recurring,cloze"
+    )]
+    pub kinds: Vec<PretrainKind>,
+}
+
+#[cfg(any(test, feature = "clap"))]
+impl PretrainKinds {
+    /// Sets `config.recurring` and `config.cloze` to the kinds asked for.
+    pub fn apply(&self, config: &mut PretrainConfig) {
+        config.recurring = self.kinds.contains(&PretrainKind::Recurring);
+        config.cloze = self.kinds.contains(&PretrainKind::Cloze);
     }
 }
 
@@ -206,4 +316,51 @@ pub struct PretrainReport {
     pub examples_per_second: f64,
     pub mask_token: String,
     pub samples: Vec<Sample>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::export::WindowArgs;
+
+    /// The flags `odqa train pretrain-data` flattens.
+    #[derive(clap::Parser)]
+    struct PretrainFlags {
+        #[command(flatten)]
+        windows: WindowArgs,
+        #[command(flatten)]
+        kinds: PretrainKinds,
+        #[command(flatten)]
+        config: PretrainConfig,
+    }
+
+    impl PretrainFlags {
+        fn config(&self) -> PretrainConfig {
+            let mut config = PretrainConfig {
+                windows: self.windows.config(),
+                ..self.config.clone()
+            };
+            self.kinds.apply(&mut config);
+            config
+        }
+    }
+
+    #[test]
+    fn no_flags_give_the_default_config() {
+        let flags = PretrainFlags::try_parse_from(["pretrain-data"]).unwrap();
+        assert_eq!(flags.config(), PretrainConfig::default());
+    }
+
+    #[test]
+    fn kinds_turn_the_generators_on() {
+        let flags = PretrainFlags::try_parse_from(["pretrain-data", "--kinds", "cloze"]).unwrap();
+        let config = flags.config();
+        assert!(config.cloze && !config.recurring);
+        let flags =
+            PretrainFlags::try_parse_from(["pretrain-data", "--kinds", "recurring,cloze"]).unwrap();
+        assert!(flags.config().recurring && flags.config().cloze);
+        assert!(PretrainFlags::try_parse_from(["pretrain-data", "--kinds", "both"]).is_err());
+    }
 }
