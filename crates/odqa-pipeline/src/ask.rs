@@ -467,25 +467,25 @@ impl AskResult {
     }
 }
 
-/// The sentence (between sentence ends or line breaks) holding the
-/// character span `start..end` of `text`.
+/// The sentence holding the character span `start..end` of `text` (every
+/// sentence it touches, when it crosses a sentence end), by the corpus's
+/// one sentence rule ([`odqa_corpus::sentence_spans`]).
 pub(crate) fn sentence_around(text: &str, start: usize, end: usize) -> String {
     let chars: Vec<char> = text.chars().collect();
-    let is_boundary = |i: usize| {
-        let c = chars[i];
-        c == '\n'
-            || (matches!(c, '.' | '?' | '!' | '。')
-                && chars.get(i + 1).is_none_or(|n| n.is_whitespace()))
-    };
-    let mut from = start.min(chars.len());
-    while from > 0 && !is_boundary(from - 1) {
-        from -= 1;
-    }
-    let mut to = end.min(chars.len());
-    while to < chars.len() && !is_boundary(to.saturating_sub(1).max(from)) {
-        to += 1;
-    }
-    chars[from..to]
+    let (start, end) = (start.min(chars.len()), end.min(chars.len()).max(start));
+    let spans = odqa_corpus::sentence_spans(&chars);
+    // The first sentence ending after the span starts, through the last one
+    // starting before it ends.
+    let from = spans
+        .iter()
+        .find(|s| s.end > start)
+        .map_or(start, |s| s.start.min(start));
+    let to = spans
+        .iter()
+        .rev()
+        .find(|s| s.start < end.max(start + 1))
+        .map_or(end, |s| s.end.max(end));
+    chars[from.min(to)..to]
         .iter()
         .collect::<String>()
         .trim()
@@ -590,5 +590,18 @@ mod tests {
         assert_eq!(sentence_around(text, 0, 2), "서울은 수도이다.");
         let last = text.chars().count() - 3;
         assert_eq!(sentence_around(text, last, last + 2), "제주도는 섬이다.");
+        // A span across a sentence end takes both sentences; a quoted
+        // sentence end is no end of the sentence around it.
+        let across = text.chars().position(|c| c == '다').unwrap();
+        assert_eq!(
+            sentence_around(text, across, across + 6),
+            "서울은 수도이다. 부산은 항구 도시이다."
+        );
+        let quoted = "그는 「가자.」라고 말했다. 다음 날 떠났다.";
+        let go = quoted.chars().position(|c| c == '가').unwrap();
+        assert_eq!(
+            sentence_around(quoted, go, go + 2),
+            "그는 「가자.」라고 말했다."
+        );
     }
 }
