@@ -210,12 +210,16 @@ impl std::fmt::Display for AnswersText<'_> {
                 ev.title,
                 ev.passage_id,
             )?;
-            if !answer.other_evidence.is_empty() {
-                let also: Vec<String> = answer
-                    .other_evidence
-                    .iter()
-                    .map(|e| format!("{} [{}] #{}", e.title, e.passage_id, e.retrieval_rank))
-                    .collect();
+            // Each other passage once (the answer may occur in one twice),
+            // the evidence's own passage not again.
+            let mut also: Vec<String> = Vec::new();
+            for e in &answer.other_evidence {
+                let named = format!("{} [{}] #{}", e.title, e.passage_id, e.retrieval_rank);
+                if e.passage_id != ev.passage_id && !also.contains(&named) {
+                    also.push(named);
+                }
+            }
+            if !also.is_empty() {
                 writeln!(out, "    also in: {}", also.join("; "))?;
             }
         }
@@ -523,7 +527,11 @@ mod tests {
                 score: 0.95,
                 span_probability: 0.9,
                 evidence: evidence("1-0", "수도는\n서울이다."),
-                other_evidence: vec![evidence("2-3", "")],
+                other_evidence: vec![
+                    evidence("2-3", ""),
+                    evidence("1-0", "서울이다."),
+                    evidence("2-3", "다시"),
+                ],
             }],
             no_answer: false,
             no_answer_score: None,
