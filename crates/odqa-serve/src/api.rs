@@ -24,11 +24,7 @@ pub enum Mode {
 impl Mode {
     /// The name requests use: `bm25`, `dense`, `hybrid`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Bm25 => "bm25",
-            Mode::Dense => "dense",
-            Mode::Hybrid => "hybrid",
-        }
+        RetrievalMode::from(self).name()
     }
 }
 

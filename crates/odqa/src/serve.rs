@@ -9,7 +9,7 @@ use clap::Args;
 use odqa_pipeline::Pipeline;
 use odqa_serve::{BatchConfig, Limits, LoadError, RequestDefaults, ServeConfig};
 
-use crate::{Bm25Args, Ctx, ReaderArgs, RetrievalArgs};
+use crate::{Ctx, ReaderArgs, RetrievalArgs};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -60,11 +60,9 @@ pub fn run(ctx: &Ctx, args: &ServeArgs, index: PathBuf) -> Result<()> {
     reader.reader = reader_dir;
     let ctx = ctx.clone();
     let loader = move || -> Result<Pipeline, LoadError> {
-        let retriever = retrieval
-            .open(&ctx, &index, &Bm25Args::default())
-            .map_err(|e| format!("{e:#}"))?;
-        let reader = reader.load(&ctx).map_err(|e| format!("{e:#}"))?;
-        Ok(Pipeline::new(retriever, reader))
+        Ok(retrieval
+            .pipeline(&ctx, &index, &reader)
+            .map_err(|e| format!("{e:#}"))?)
     };
     serve(config, loader, |addr| {
         eprintln!("odqa: serving on http://{addr}/ (loading the index and reader; see /readyz)");
