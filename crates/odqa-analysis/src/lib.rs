@@ -160,11 +160,43 @@ pub struct AnalyzerConfig {
     /// Entries added to ko-dic through lindera's user dictionary.
     #[serde(default)]
     pub user_dictionary: Option<UserDictionaryInfo>,
+    /// Also index each pair of adjacent terms as one term ([`term_pairs`]),
+    /// so a query can reward passages that use its words together
+    /// (대한민국 수도) over passages that only contain them apart.
+    #[serde(default)]
+    pub term_pairs: bool,
 }
 
 /// Default decompounding of new indexes, chosen on the dev question sets
 /// (bench/README.md, "Korean analysis options").
 pub const DEFAULT_DECOMPOUND: Decompound = Decompound::None;
+
+/// Default [`AnalyzerConfig::term_pairs`] of new indexes, chosen on the dev
+/// question sets (bench/README.md, "Term pairs").
+pub const DEFAULT_TERM_PAIRS: bool = true;
+
+/// Joins the two terms of a pair term. Terms never contain whitespace (both
+/// analyzer kinds split on it), so a pair cannot collide with a term.
+pub const PAIR_SEPARATOR: char = ' ';
+
+/// The pair terms of a term sequence: each term joined with the next by
+/// [`PAIR_SEPARATOR`], in order (`[대한민국, 수도, 서울]` → `대한민국 수도`,
+/// `수도 서울`). Terms dropped by stop tags are not in the sequence, so
+/// 대한민국의 수도 pairs 대한민국 with 수도; under decompounding the parts
+/// follow their compound in the sequence and pair like any term.
+pub fn term_pairs<S: AsRef<str>>(terms: &[S]) -> Vec<String> {
+    terms
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0].as_ref(), w[1].as_ref());
+            let mut pair = String::with_capacity(a.len() + b.len() + 1);
+            pair.push_str(a);
+            pair.push(PAIR_SEPARATOR);
+            pair.push_str(b);
+            pair
+        })
+        .collect()
+}
 
 impl Default for AnalyzerConfig {
     fn default() -> Self {
@@ -174,6 +206,7 @@ impl Default for AnalyzerConfig {
             stem_inflections: true,
             decompound: DEFAULT_DECOMPOUND,
             user_dictionary: None,
+            term_pairs: DEFAULT_TERM_PAIRS,
         }
     }
 }
@@ -186,6 +219,7 @@ impl AnalyzerConfig {
             stem_inflections: false,
             decompound: Decompound::None,
             user_dictionary: None,
+            term_pairs: false,
         }
     }
 }
@@ -368,6 +402,18 @@ impl KoreanAnalyzer {
             out.extend(m.extra_terms);
         }
         Ok(out)
+    }
+
+    /// What the index holds for `text`: [`Self::terms`], then their
+    /// [`term_pairs`] when the configuration asks for them. The tantivy
+    /// tokenizer yields exactly these.
+    pub fn indexed_terms(&self, text: &str) -> Result<Vec<String>, AnalysisError> {
+        let mut terms = self.terms(text)?;
+        if self.inner.config.term_pairs {
+            let pairs = term_pairs(&terms);
+            terms.extend(pairs);
+        }
+        Ok(terms)
     }
 
     /// The kept parts of a `Compound` or `Preanalysis` token, from its
@@ -621,7 +667,7 @@ impl tantivy::tokenizer::Tokenizer for KoreanTokenizer {
             .analyzer
             .morphemes(text)
             .unwrap_or_else(|_| whitespace_morphemes(&NormalizedText::new(text)));
-        let tokens = morphemes
+        let terms: Vec<(usize, usize, String)> = morphemes
             .into_iter()
             .flat_map(|m| {
                 let (start, end) = (m.byte_start, m.byte_end);
@@ -630,6 +676,21 @@ impl tantivy::tokenizer::Tokenizer for KoreanTokenizer {
                     .chain(m.extra_terms)
                     .map(move |term| (start, end, term))
             })
+            .collect();
+        // A pair spans from its first term's start to its second's end.
+        let pairs: Vec<(usize, usize, String)> = if self.analyzer.config().term_pairs {
+            let texts: Vec<&str> = terms.iter().map(|(_, _, t)| t.as_str()).collect();
+            term_pairs(&texts)
+                .into_iter()
+                .zip(terms.windows(2))
+                .map(|(pair, w)| (w[0].0, w[1].1.max(w[0].0), pair))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let tokens = terms
+            .into_iter()
+            .chain(pairs)
             .enumerate()
             .map(
                 |(position, (offset_from, offset_to, text))| tantivy::tokenizer::Token {
@@ -798,8 +859,56 @@ mod tests {
         while stream.advance() {
             seen.push(stream.token().text.clone());
         }
+        assert_eq!(seen, a.indexed_terms(text).unwrap());
+        assert!(
+            seen.len() > a.terms(text).unwrap().len(),
+            "pairs follow the terms"
+        );
+    }
+
+    fn tokens_of(a: &KoreanAnalyzer, text: &str) -> Vec<tantivy::tokenizer::Token> {
+        use tantivy::tokenizer::{TokenStream, Tokenizer};
+        let mut tokenizer = a.tokenizer();
+        let mut stream = tokenizer.token_stream(text);
+        let mut tokens = Vec::new();
+        while stream.advance() {
+            tokens.push(stream.token().clone());
+        }
+        tokens
+    }
+
+    #[test]
+    fn adjacent_terms_are_indexed_as_pairs_across_dropped_particles() {
+        let a = analyzer();
+        let text = "대한민국의 수도는 서울이다";
+        assert_eq!(
+            a.indexed_terms(text).unwrap(),
+            ["대한민국", "수도", "서울", "대한민국 수도", "수도 서울"]
+        );
+        // The query side asks for pairs through the same function.
+        assert_eq!(
+            term_pairs(&a.terms(text).unwrap()),
+            ["대한민국 수도", "수도 서울"]
+        );
+        // A pair token covers both of its words in the original text.
+        let tokens = tokens_of(&a, text);
+        let pair = tokens.iter().find(|t| t.text == "대한민국 수도").unwrap();
+        assert_eq!(&text[pair.offset_from..pair.offset_to], "대한민국의 수도");
+    }
+
+    #[test]
+    fn without_term_pairs_the_index_holds_only_the_terms() {
+        let config = AnalyzerConfig {
+            term_pairs: false,
+            ..AnalyzerConfig::default()
+        };
+        let a = KoreanAnalyzer::new(config, &DictionarySource::resolve(None)).unwrap();
+        let text = "이순신은 1545년에 태어났다.";
+        let seen: Vec<String> = tokens_of(&a, text).into_iter().map(|t| t.text).collect();
         assert_eq!(seen, a.terms(text).unwrap());
-        assert!(!seen.is_empty());
+        assert_eq!(seen, ["이순신", "1545", "년", "태어나"]);
+        assert!(term_pairs::<&str>(&[]).is_empty());
+        assert!(term_pairs(&["하나"]).is_empty());
     }
 
     #[test]
@@ -855,6 +964,7 @@ mod tests {
         let config: AnalyzerConfig = serde_json::from_str(json).unwrap();
         assert_eq!(config.decompound, Decompound::None);
         assert_eq!(config.user_dictionary, None);
+        assert!(!config.term_pairs, "indexes built before pairs have none");
     }
 
     #[test]
@@ -920,7 +1030,7 @@ mod tests {
         while stream.advance() {
             seen.push(stream.token().text.clone());
         }
-        assert_eq!(seen, a.terms(text).unwrap());
+        assert_eq!(seen, a.indexed_terms(text).unwrap());
         assert!(seen.contains(&"교통".to_string()), "{seen:?}");
     }
 }

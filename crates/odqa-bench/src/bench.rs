@@ -103,6 +103,11 @@ pub struct RetrievalReport {
     /// within `depth`).
     pub mrr: f64,
     pub latency_ms: LatencySummary,
+    /// Latency of the ranking alone (top-k ids and scores, no stored
+    /// passage text read), where the caller measured it: the figure to set
+    /// beside engines benchmarked on document ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranking_latency_ms: Option<LatencySummary>,
     /// Number of threads issuing queries. This runner issues them one at a
     /// time, so it writes 1; a caller that parallelises inside its closure
     /// may overwrite it.
@@ -272,6 +277,7 @@ pub fn run_retrieval_bench<E: Display>(
             .collect(),
         mrr: rr_sum / n,
         latency_ms,
+        ranking_latency_ms: None,
         threads: 1,
         created_unix: SystemTime::now()
             .duration_since(UNIX_EPOCH)

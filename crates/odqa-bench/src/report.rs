@@ -80,8 +80,9 @@ fn union_ks(reports: &[RetrievalReport]) -> Vec<usize> {
 
 /// A Markdown table with one row per report: label, `R@k` for every k
 /// measured by any report (`-` where a report lacks it) with 3 decimals,
-/// MRR with 3 decimals, then latency mean / p50 / p99 in ms with 2 decimals.
-/// Ends with a newline.
+/// MRR with 3 decimals, then latency mean / p50 / p99 in ms with 2 decimals
+/// and, when any report has it, the ranking-only p50 / p99 (`-` where a
+/// report lacks it). Ends with a newline.
 pub fn markdown_table(reports: &[RetrievalReport]) -> String {
     let ks = union_ks(reports);
     let mut header = String::from("| label |");
@@ -90,8 +91,15 @@ pub fn markdown_table(reports: &[RetrievalReport]) -> String {
         header.push_str(&format!(" R@{k} |"));
         rule.push_str(" ---: |");
     }
-    header.push_str(" MRR | mean ms | p50 ms | p99 ms |\n");
-    rule.push_str(" ---: | ---: | ---: | ---: |\n");
+    header.push_str(" MRR | mean ms | p50 ms | p99 ms |");
+    rule.push_str(" ---: | ---: | ---: | ---: |");
+    let ranking = reports.iter().any(|r| r.ranking_latency_ms.is_some());
+    if ranking {
+        header.push_str(" ranking p50 ms | ranking p99 ms |");
+        rule.push_str(" ---: | ---: |");
+    }
+    header.push('\n');
+    rule.push('\n');
 
     let mut out = header + &rule;
     for r in reports {
@@ -103,9 +111,15 @@ pub fn markdown_table(reports: &[RetrievalReport]) -> String {
             }
         }
         out.push_str(&format!(
-            " {:.3} | {:.2} | {:.2} | {:.2} |\n",
+            " {:.3} | {:.2} | {:.2} | {:.2} |",
             r.mrr, r.latency_ms.mean, r.latency_ms.p50, r.latency_ms.p99
         ));
+        match (ranking, r.ranking_latency_ms) {
+            (false, _) => {}
+            (true, Some(l)) => out.push_str(&format!(" {:.2} | {:.2} |", l.p50, l.p99)),
+            (true, None) => out.push_str(" - | - |"),
+        }
+        out.push('\n');
     }
     out
 }

@@ -22,8 +22,9 @@ use serde_json::{json, Value};
 
 use crate::{
     load_questions, run_reading_bench, run_retrieval_bench, sweep, sweep_table, write_report,
-    BenchError, CachedQuestion, Question, ReadCache, ReadingPrediction, ReadingReport, ReportFiles,
-    RetrievalBenchOptions, RetrievalReport, RetrievedPassage, SweepReport, SweepRow,
+    BenchError, CachedQuestion, LatencySummary, Question, ReadCache, ReadingPrediction,
+    ReadingReport, ReportFiles, RetrievalBenchOptions, RetrievalReport, RetrievedPassage,
+    SweepReport, SweepRow,
 };
 
 /// Predictions `{question_id: answer}`, the official evaluation script's
@@ -411,6 +412,9 @@ pub fn bench_retrieval(
         search,
         hits_file.as_mut().map(|w| w as &mut dyn Write),
     )?;
+    if run.mode == "bm25" {
+        report.ranking_latency_ms = Some(time_ranking(index, &params, &questions, run.depth)?);
+    }
     report.extra = json!({
         "retrieval": retriever.options(),
         "bm25": params,
@@ -421,4 +425,26 @@ pub fn bench_retrieval(
     let stem = format!("retrieval-{}-{label}", name(run.questions_file.file_stem()));
     let files = write_report(&report, run.out_dir, &stem)?;
     Ok((report, files))
+}
+
+/// Times `index.rank_with` alone (no stored text read) over the questions,
+/// one at a time, after the measured run has warmed the index.
+fn time_ranking(
+    index: &odqa_index::PassageIndex,
+    params: &odqa_index::Bm25Params,
+    questions: &[Question],
+    depth: usize,
+) -> Result<LatencySummary, BenchError> {
+    let mut latencies = Vec::with_capacity(questions.len());
+    for q in questions {
+        let start = std::time::Instant::now();
+        index
+            .rank_with(&q.question, depth, params)
+            .map_err(|e| BenchError::Search {
+                id: q.id.clone(),
+                message: e.to_string(),
+            })?;
+        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(LatencySummary::of(latencies))
 }

@@ -387,6 +387,24 @@ fn table_and_plot_for_several_reports() {
     assert!(md.starts_with("| label | R@1 | R@5 | R@10 | MRR | mean ms | p50 ms | p99 ms |"));
     assert!(md.contains("| a\\|b | 0.250 | 0.500 | - |"), "{md}");
     assert!(md.contains("| c | 0.250 | - | 0.500 |"), "{md}");
+    assert!(
+        !md.contains("ranking"),
+        "no ranking columns unless measured"
+    );
+
+    // A report that timed its ranking alone gets the two ranking columns;
+    // one that did not shows dashes there.
+    reports[0].ranking_latency_ms = Some(odqa_bench::LatencySummary::of(vec![1.0, 2.0, 3.0]));
+    let md = markdown_table(&reports);
+    assert!(
+        md.lines()
+            .next()
+            .unwrap()
+            .ends_with("| p99 ms | ranking p50 ms | ranking p99 ms |"),
+        "{md}"
+    );
+    assert!(md.contains(" | 2.00 | 3.00 |\n"), "{md}");
+    assert!(md.contains(" | - | - |\n"), "{md}");
 
     let dir = tempfile::tempdir().unwrap();
     let svg_path = dir.path().join("cmp.svg");

@@ -277,6 +277,13 @@ fn retrieval_writes_its_report_and_hits() {
         keys(&report.extra),
         ["analyzer", "bm25", "passage_count", "passages", "retrieval"]
     );
+    // BM25 runs also time the ranking alone; it is in the JSON and the table.
+    let ranking = report.ranking_latency_ms.expect("bm25 times its ranking");
+    assert!(ranking.p50 > 0.0 && ranking.p50 <= ranking.max);
+    let json = std::fs::read_to_string(&files.json).unwrap();
+    assert!(json.contains("\"ranking_latency_ms\""), "{json}");
+    let table = std::fs::read_to_string(&files.markdown).unwrap();
+    assert!(table.contains("ranking p50 ms"), "{table}");
     assert!(files
         .json
         .ends_with("results/retrieval-QUESTIONS-demo-index.json"));

@@ -50,7 +50,7 @@ pub use manifest::{
     Bm25Params, BuildCounts, BuildSummary, IndexManifest, DEFAULT_QUESTION_WEIGHT, MANIFEST_FILE,
     QUESTION_TERMS,
 };
-pub use search::{Hit, PassageIndex};
+pub use search::{Hit, PassageIndex, RankedPassage, PAIR_RERANK_DEPTH};
 pub use snippet::{snippet, Snippet};
 
 use std::path::PathBuf;

@@ -23,6 +23,12 @@ pub struct Bm25Params {
     /// like any term (what indexes before this option did), 0 drops them.
     #[serde(default = "one")]
     pub question_weight: f32,
+    /// Weight of a query's pair terms (each two adjacent query terms, question
+    /// words left out) next to its single terms. They re-rank the single
+    /// terms' best `max(k, crate::PAIR_RERANK_DEPTH)` passages, and act only on an
+    /// index built with term pairs ([`odqa_analysis::AnalyzerConfig::term_pairs`]).
+    #[serde(default = "default_pair_weight")]
+    pub pair_weight: f32,
     /// Score every posting (term at a time) instead of the MaxScore top-k
     /// path; both give the same ranking, this one is the reference.
     #[serde(default)]
@@ -31,6 +37,10 @@ pub struct Bm25Params {
 
 fn one() -> f32 {
     1.0
+}
+
+fn default_pair_weight() -> f32 {
+    DEFAULT_PAIR_WEIGHT
 }
 
 /// Query terms (as the analyzer yields them) that ask rather than name:
@@ -51,6 +61,7 @@ impl Default for Bm25Params {
             b: 0.3,
             title_weight: 0.0,
             question_weight: DEFAULT_QUESTION_WEIGHT,
+            pair_weight: DEFAULT_PAIR_WEIGHT,
             exhaustive: false,
         }
     }
@@ -58,6 +69,10 @@ impl Default for Bm25Params {
 
 /// Chosen on the dev question sets (bench/README.md).
 pub const DEFAULT_QUESTION_WEIGHT: f32 = 0.3;
+
+/// Chosen on korquad-early-dev-repaired over kowiki-2020-10k
+/// (bench/README.md, "Term pairs").
+pub const DEFAULT_PAIR_WEIGHT: f32 = 0.3;
 
 impl Bm25Params {
     pub fn validate(&self) -> Result<(), IndexError> {
@@ -67,13 +82,15 @@ impl Bm25Params {
             && self.title_weight.is_finite()
             && self.title_weight >= 0.0
             && self.question_weight.is_finite()
-            && self.question_weight >= 0.0;
+            && self.question_weight >= 0.0
+            && self.pair_weight.is_finite()
+            && self.pair_weight >= 0.0;
         if ok {
             Ok(())
         } else {
             Err(IndexError::InvalidOption(format!(
-                "BM25 parameters out of range: k1 = {} (≥ 0), b = {} (0..=1), title weight = {} (≥ 0), question weight = {} (≥ 0)",
-                self.k1, self.b, self.title_weight, self.question_weight
+                "BM25 parameters out of range: k1 = {} (≥ 0), b = {} (0..=1), title weight = {} (≥ 0), question weight = {} (≥ 0), pair weight = {} (≥ 0)",
+                self.k1, self.b, self.title_weight, self.question_weight, self.pair_weight
             )))
         }
     }

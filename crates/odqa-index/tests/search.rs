@@ -237,3 +237,83 @@ fn question_words_are_weighted_down() {
     // A query of question words only still searches.
     assert!(index.search_with("어디 누구", 3, &dropped).is_ok());
 }
+
+/// Builds an index of `articles` (id, title, text) written as a JSONL corpus.
+fn build_articles(
+    dir: &Path,
+    analyzer: AnalyzerConfig,
+    articles: &[(&str, &str, &str)],
+) -> PassageIndex {
+    let corpus = dir.join("corpus.jsonl");
+    let lines: Vec<String> = articles
+        .iter()
+        .map(|(id, title, text)| {
+            serde_json::json!({"id": id, "title": title, "text": text}).to_string()
+        })
+        .collect();
+    std::fs::write(&corpus, lines.join("\n")).unwrap();
+    let out = dir.join("index");
+    let mut options = BuildOptions::new(corpus, out.clone());
+    options.analyzer = analyzer;
+    options.threads = 1;
+    build_index(&options, &AtomicBool::new(false)).expect("index builds");
+    PassageIndex::open(&out, &options.dictionary).expect("index opens")
+}
+
+// The same five words in both passages, only their order differs.
+const SAME_WORDS: &[(&str, &str, &str)] = &[
+    ("1", "가", "부산은 항구이다. 대한민국의 수도는 서울이다."),
+    ("2", "나", "대한민국은 항구이다. 부산의 수도는 서울이다."),
+];
+
+#[test]
+fn term_pairs_rank_words_used_together_above_the_same_words_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = build_articles(tmp.path(), AnalyzerConfig::default(), SAME_WORDS);
+    assert!(
+        index.manifest().analyzer.term_pairs,
+        "pairs are on by default"
+    );
+    let q = "대한민국의 수도는?";
+    let hits = index.search(q, 2).unwrap();
+    assert_eq!(hits[0].article_id, "1", "{hits:?}");
+    assert!(hits[0].score > hits[1].score, "{hits:?}");
+    // Without the pair score the two passages are the same bag of words.
+    let singles = Bm25Params {
+        pair_weight: 0.0,
+        ..Bm25Params::default()
+    };
+    let flat = index.search_with(q, 2, &singles).unwrap();
+    assert!((flat[0].score - flat[1].score).abs() < 1e-5, "{flat:?}");
+    // The top-k path and the exhaustive scorer agree with pairs too.
+    let exhaustive = Bm25Params {
+        exhaustive: true,
+        ..Bm25Params::default()
+    };
+    let slow = index.search_with(q, 2, &exhaustive).unwrap();
+    assert_eq!(hits, slow);
+    let err = index
+        .search_with(
+            q,
+            2,
+            &Bm25Params {
+                pair_weight: f32::NAN,
+                ..Bm25Params::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("pair weight = NaN"), "{err}");
+}
+
+#[test]
+fn an_index_without_term_pairs_ignores_the_pair_weight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let analyzer = AnalyzerConfig {
+        term_pairs: false,
+        ..AnalyzerConfig::default()
+    };
+    let index = build_articles(tmp.path(), analyzer, SAME_WORDS);
+    assert!(!index.manifest().analyzer.term_pairs);
+    let hits = index.search("대한민국의 수도는?", 2).unwrap();
+    assert!((hits[0].score - hits[1].score).abs() < 1e-5, "{hits:?}");
+}

@@ -102,6 +102,9 @@ impl AnalyzerArgs {
         if let Some(decompound) = self.decompound {
             config.decompound = decompound;
         }
+        if self.no_term_pairs {
+            config.term_pairs = false;
+        }
         config
     }
 }
@@ -113,6 +116,7 @@ impl Bm25Args {
             b: self.b.unwrap_or(base.b),
             title_weight: self.title_weight.unwrap_or(base.title_weight),
             question_weight: self.question_weight.unwrap_or(base.question_weight),
+            pair_weight: self.pair_weight.unwrap_or(base.pair_weight),
             exhaustive: self.exhaustive || base.exhaustive,
         }
     }
@@ -172,6 +176,10 @@ fn analyze(text: &str, args: &AnalyzerArgs, dictionary: &DictionarySource) -> Re
                 m.all_terms().cloned().collect::<Vec<_>>().join(" ")
             }
         );
+    }
+    if analyzer.config().term_pairs {
+        let pairs = odqa_analysis::term_pairs(&analyzer.terms(text)?);
+        println!("pairs\t{}", pairs.join(" | "));
     }
     Ok(())
 }

@@ -203,6 +203,9 @@ struct AnalyzerArgs {
     /// Add the corpus titles that ko-dic splits to it as user-dictionary entries (off by default: no gain on dev).
     #[arg(long)]
     title_dictionary: bool,
+    /// Do not index pairs of adjacent terms (they are on by default: chosen on dev).
+    #[arg(long)]
+    no_term_pairs: bool,
     /// A word list (one a line, `word` or `word,TAG`) added to ko-dic as
     /// user-dictionary entries.
     #[arg(long, value_name = "FILE")]
@@ -224,6 +227,10 @@ struct Bm25Args {
     /// 되다 …) in a query; 0 drops them, 1 counts them fully.
     #[arg(long)]
     question_weight: Option<f32>,
+    /// Weight of the query's pairs of adjacent terms (on an index built with
+    /// term pairs); 0 scores single terms only.
+    #[arg(long)]
+    pair_weight: Option<f32>,
     /// Score every posting instead of the MaxScore top-k path (same ranking).
     #[arg(long)]
     exhaustive: bool,
