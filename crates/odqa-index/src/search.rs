@@ -279,18 +279,14 @@ impl PassageIndex {
             if field_weight == 0.0 {
                 continue;
             }
-            let mut tokens = 0u64;
-            for segment in searcher.segment_readers() {
-                tokens += segment.inverted_index(field)?.total_num_tokens();
-            }
-            let avg_len = (tokens as f32 / num_docs).max(1.0);
+            let avg_len = average_length(searcher, field)?;
             for (text, query_weight) in pairs {
                 let term = Term::from_field_text(field, text);
                 let doc_freq = searcher.doc_freq(&term)? as f32;
                 if doc_freq == 0.0 {
                     continue;
                 }
-                let idf = (1.0 + (num_docs - doc_freq + 0.5) / (doc_freq + 0.5)).ln();
+                let idf = idf(num_docs, doc_freq);
                 let weight = field_weight * query_weight * idf * (params.k1 + 1.0);
                 let mut segment_postings = None;
                 let mut current_segment = u32::MAX;
@@ -341,11 +337,7 @@ impl PassageIndex {
         ];
         let mut field_stats: HashMap<Field, f32> = HashMap::new();
         for (field, _) in fields {
-            let mut tokens = 0u64;
-            for segment in searcher.segment_readers() {
-                tokens += segment.inverted_index(field)?.total_num_tokens();
-            }
-            field_stats.insert(field, tokens as f32 / num_docs);
+            field_stats.insert(field, average_length(searcher, field)?);
         }
 
         let mut top: Vec<(f32, DocAddress)> = Vec::new();
@@ -355,7 +347,7 @@ impl PassageIndex {
                 if field_weight == 0.0 {
                     continue;
                 }
-                let avg_len = field_stats.get(&field).copied().unwrap_or(1.0).max(1.0);
+                let avg_len = field_stats.get(&field).copied().unwrap_or(1.0);
                 let inverted = segment.inverted_index(field)?;
                 let norms = segment.get_fieldnorms_reader(field)?;
                 for (text, query_count) in query_terms {
@@ -364,7 +356,7 @@ impl PassageIndex {
                     if doc_freq == 0.0 {
                         continue;
                     }
-                    let idf = (1.0 + (num_docs - doc_freq + 0.5) / (doc_freq + 0.5)).ln();
+                    let idf = idf(num_docs, doc_freq);
                     let weight = field_weight * query_count * idf * (params.k1 + 1.0);
                     let Some(mut postings) =
                         inverted.read_postings(&term, IndexRecordOption::WithFreqs)?
@@ -425,11 +417,7 @@ impl PassageIndex {
         let mut plans = Vec::new();
         let mut norm_tables: Vec<[f32; 256]> = Vec::new();
         for (slot, &(field, field_weight)) in fields.iter().enumerate() {
-            let mut tokens = 0u64;
-            for segment in searcher.segment_readers() {
-                tokens += segment.inverted_index(field)?.total_num_tokens();
-            }
-            let avg_len = (tokens as f32 / num_docs).max(1.0);
+            let avg_len = average_length(searcher, field)?;
             let mut table = [0f32; 256];
             for (id, norm) in table.iter_mut().enumerate() {
                 let len = FieldNormReader::id_to_fieldnorm(id as u8) as f32;
@@ -458,7 +446,7 @@ impl PassageIndex {
                     continue;
                 }
                 let doc_freq = doc_freq as f32;
-                let idf = (1.0 + (num_docs - doc_freq + 0.5) / (doc_freq + 0.5)).ln();
+                let idf = idf(num_docs, doc_freq);
                 plans.push(Plan {
                     field_slot: slot,
                     term_infos,
@@ -608,6 +596,21 @@ impl PassageIndex {
             text: text(self.fields.text),
         })
     }
+}
+
+/// A field's mean length in terms over the searcher's passages (at least 1).
+fn average_length(searcher: &Searcher, field: Field) -> tantivy::Result<f32> {
+    let mut tokens = 0u64;
+    for segment in searcher.segment_readers() {
+        tokens += segment.inverted_index(field)?.total_num_tokens();
+    }
+    let num_docs = searcher.num_docs().max(1) as f32;
+    Ok((tokens as f32 / num_docs).max(1.0))
+}
+
+/// BM25's inverse document frequency (Lucene's form, never negative).
+fn idf(num_docs: f32, doc_freq: f32) -> f32 {
+    (1.0 + (num_docs - doc_freq + 0.5) / (doc_freq + 0.5)).ln()
 }
 
 /// The query's single terms and pair terms with their weights: question
