@@ -251,6 +251,9 @@ pub fn build_index(
     // The index is read-only once built: one segment means one dictionary
     // lookup per query term and one top-k pass, instead of one per segment.
     let segments = index.searchable_segment_ids().map_err(tantivy_err)?;
+    if interrupt.load(Ordering::Relaxed) {
+        return Err(IndexError::Interrupted);
+    }
     if segments.len() > 1 {
         bar.set_message(format!(
             "{} articles, {} passages; merging {} segments into one",
